@@ -1,0 +1,52 @@
+// The event-store port: streams of stored event documents, appended with optimistic concurrency.
+
+/** An event document in the shape Regis Pay stores, plus our additions (`eventId`, `metadata`). STORED FORMAT. */
+export type EventDocument = {
+  id: string;
+  stream: { id: string; version: number };
+  eventType: string;
+  eventData: Record<string, unknown>;
+  /** Absent on Regis Pay's own documents. */
+  eventId?: string;
+  metadata?: { correlationId: string | null; causationId: string | null };
+};
+
+export type AppendResult = { ok: true; version: number } | { ok: false; currentVersion: number };
+
+export interface EventStore {
+  /** Every event of the stream, in version order (an empty list for a new stream). */
+  load(streamId: string): Promise<EventDocument[]>;
+  /** Events with version >= fromVersion, in order; `limit` caps how many. */
+  loadFrom(streamId: string, fromVersion: number, limit?: number): Promise<EventDocument[]>;
+  /**
+   * Appends all of `events` (versions expectedVersion+1...) or none. On a version conflict nothing is written and
+   * the stream's current version comes back. Re-appending events already stored with the same ids succeeds.
+   */
+  append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult>;
+}
+
+export type StoreFailure = "throttled" | "unavailable" | "timeout" | "rejected";
+
+/** A store call that failed without a definite answer (the append may or may not have committed, except "rejected"). */
+export class EventStoreError extends Error {
+  override readonly name = "EventStoreError";
+  readonly kind: StoreFailure;
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: StoreFailure, message: string, retryAfterMs?: number) {
+    super(message);
+    this.kind = kind;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The document of one event: id `<streamId>:<version>`, as Regis Pay writes it. */
+export function eventDocument(
+  streamId: string,
+  version: number,
+  eventType: string,
+  eventData: Record<string, unknown>,
+  eventId: string,
+  metadata: { correlationId: string | null; causationId: string | null },
+): EventDocument {
+  return { id: `${streamId}:${version}`, stream: { id: streamId, version }, eventType, eventData, eventId, metadata };
+}

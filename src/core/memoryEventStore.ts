@@ -1,0 +1,28 @@
+// The event store in memory: same contract as Cosmos, for unit tests and as the benchmark's ceiling.
+import type { AppendResult, EventDocument, EventStore } from "./eventStore.ts";
+
+export class MemoryEventStore implements EventStore {
+  readonly streams = new Map<string, EventDocument[]>();
+
+  async load(streamId: string) {
+    return this.loadFrom(streamId, 1);
+  }
+
+  async loadFrom(streamId: string, fromVersion: number, limit = Number.POSITIVE_INFINITY) {
+    const docs = (this.streams.get(streamId) ?? []).filter((d) => d.stream.version >= fromVersion).slice(0, limit);
+    return structuredClone(docs);
+  }
+
+  async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {
+    const stream = this.streams.get(streamId) ?? [];
+    const current = stream.length;
+    const last = expectedVersion + events.length;
+    if (current === expectedVersion) {
+      this.streams.set(streamId, [...stream, ...structuredClone(events)]);
+      return { ok: true, version: last };
+    }
+    const retried =
+      events.length > 0 && current >= last && events.every((e, i) => e.eventId && stream[expectedVersion + i]?.eventId === e.eventId);
+    return retried ? { ok: true, version: last } : { ok: false, currentVersion: current };
+  }
+}

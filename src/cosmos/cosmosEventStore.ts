@@ -1,0 +1,95 @@
+// The event store on Azure Cosmos DB: one partition per stream (/stream/id), appends through spAppendToStream.
+import { CosmosClient, type Container, type ErrorResponse } from "@azure/cosmos";
+import { EventStoreError, type AppendResult, type EventDocument, type EventStore } from "../core/eventStore.ts";
+import { spAppendToStreamId } from "./spAppendToStream.ts";
+
+export type CosmosSettings = {
+  endpoint: string;
+  key: string;
+  database: string;
+  container: string;
+  /** Per-request timeout; a timed-out append may still have committed (it is then retried idempotently). */
+  requestTimeoutMs: number;
+  /** How many times the client retries a 429, honouring the server's x-ms-retry-after-ms, and for how long in all. */
+  throttleRetries: number;
+  throttleMaxWaitSeconds: number;
+};
+
+export function cosmosClient(s: CosmosSettings) {
+  return new CosmosClient({
+    endpoint: s.endpoint,
+    key: s.key,
+    // Endpoint discovery would follow the account's advertised regional addresses; locally there is only one.
+    connectionPolicy: {
+      enableEndpointDiscovery: false,
+      requestTimeout: s.requestTimeoutMs,
+      retryOptions: { maxRetryAttemptCount: s.throttleRetries, maxWaitTimeInSeconds: s.throttleMaxWaitSeconds },
+    },
+  });
+}
+
+const systemProperties = ["_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"];
+
+/** A stored document without Cosmos's system properties. */
+export function withoutSystemProperties(doc: Record<string, unknown>): EventDocument {
+  const copy = { ...doc };
+  for (const p of systemProperties) delete copy[p];
+  return copy as EventDocument;
+}
+
+/** Maps a Cosmos failure to a typed store error; 429s arrive here only after the client's own retries. */
+export function storeError(e: unknown): EventStoreError {
+  const err = e as Partial<ErrorResponse> & { name?: string };
+  const code = Number(err.code);
+  if (code === 429) return new EventStoreError("throttled", "Cosmos DB is throttling requests", err.retryAfterInMs ?? undefined);
+  if (code === 503 || code === 500 || code === 502) return new EventStoreError("unavailable", `Cosmos DB unavailable (${code})`);
+  if (code === 408 || err.name === "TimeoutError" || err.name === "AbortError") return new EventStoreError("timeout", "Cosmos DB request timed out");
+  if (Number.isFinite(code)) return new EventStoreError("rejected", `Cosmos DB answered ${code}: ${err.message ?? ""}`.trim());
+  return new EventStoreError("unavailable", `Cosmos DB unreachable: ${err.message ?? String(e)}`);
+}
+
+async function guarded<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    throw storeError(e);
+  }
+}
+
+export class CosmosEventStore implements EventStore {
+  readonly container: Container;
+
+  constructor(container: Container) {
+    this.container = container;
+  }
+
+  static connect(s: CosmosSettings) {
+    return new CosmosEventStore(cosmosClient(s).database(s.database).container(s.container));
+  }
+
+  async load(streamId: string) {
+    return this.loadFrom(streamId, 1);
+  }
+
+  async loadFrom(streamId: string, fromVersion: number, limit?: number) {
+    const query = {
+      query: `SELECT ${limit ? `TOP ${Math.trunc(limit)} ` : ""}* FROM c WHERE c.stream.id = @streamId AND c.stream.version >= @from ORDER BY c.stream.version`,
+      parameters: [
+        { name: "@streamId", value: streamId },
+        { name: "@from", value: fromVersion },
+      ],
+    };
+    const { resources } = await guarded(() =>
+      this.container.items.query<Record<string, unknown>>(query, { partitionKey: streamId, maxItemCount: 1000 }).fetchAll(),
+    );
+    return resources.map(withoutSystemProperties);
+  }
+
+  async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {
+    const { resource } = await guarded(() =>
+      this.container.scripts.storedProcedure(spAppendToStreamId).execute<AppendResult>(streamId, [streamId, expectedVersion, JSON.stringify(events)]),
+    );
+    if (!resource || typeof resource.ok !== "boolean") throw new EventStoreError("rejected", "spAppendToStream answered an unexpected body: is an outdated version installed?");
+    return resource.ok ? { ok: true, version: resource.version } : { ok: false, currentVersion: resource.currentVersion };
+  }
+}

@@ -1,0 +1,133 @@
+// Payment commands and decide: a command and the current state give new events or a typed rejection. Pure.
+// A command already reflected in the state gives no events, so repeats and redeliveries are harmless.
+import type { PaymentEvent, Step } from "./events.ts";
+import { toMajor } from "./money.ts";
+import { committedRefundMinor, isTerminal, type Payment, type State } from "./state.ts";
+
+export type Command =
+  | {
+      type: "InitiatePayment";
+      paymentId: string;
+      merchantId: string;
+      amountMinor: number;
+      currency: string;
+      metadata: Record<string, string>;
+      at: string;
+    }
+  | { type: "RecordProviderPayment"; reference: string; at: string }
+  | { type: "RecordSettlement"; reference: string; at: string }
+  | { type: "CompletePayment"; at: string }
+  | { type: "FailPayment"; step: Step; reason: string; at: string }
+  | { type: "StallStep"; step: Step; reason: string; attempts: number; refundId?: string; at: string }
+  /** `providerReference`: the provider payment a create attempt may have made, found before cancelling it. */
+  | { type: "CancelPayment"; reason: string | null; providerReference?: string; at: string }
+  | { type: "RequestRefund"; refundId: string; amountMinor: number; at: string }
+  | { type: "RecordRefundSucceeded"; refundId: string; providerRefundId: string; at: string }
+  | { type: "RecordRefundFailed"; refundId: string; reason: string; at: string };
+
+export type RejectionCode =
+  | "payment_not_found"
+  | "idempotency_key_reused"
+  | "invalid_transition"
+  | "payment_not_cancellable"
+  | "payment_not_settled"
+  | "payment_not_refundable"
+  | "refund_exceeds_amount"
+  | "refund_not_found";
+
+export type Rejection = { code: RejectionCode; message: string };
+export type Decision = { ok: true; events: PaymentEvent[] } | { ok: false; rejection: Rejection };
+
+const accept = (...events: PaymentEvent[]): Decision => ({ ok: true, events });
+const reject = (code: RejectionCode, message: string): Decision => ({ ok: false, rejection: { code, message } });
+const illegal = (p: Payment, what: string) => reject("invalid_transition", `cannot ${what}: the payment is ${p.status}`);
+
+const sameMetadata = (a: Record<string, string>, b: Record<string, string>) =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+
+export function decide(command: Command, state: State): Decision {
+  if (command.type === "InitiatePayment") {
+    const c = command;
+    if (state.status === "none") {
+      const data: Extract<PaymentEvent, { type: "PaymentInitiated" }>["data"] = {
+        PaymentId: c.paymentId,
+        Amount: toMajor(c.amountMinor, c.currency),
+        Currency: c.currency,
+        MerchantId: c.merchantId,
+        Timestamp: c.at,
+      };
+      if (Object.keys(c.metadata).length > 0) data.Metadata = c.metadata;
+      return accept({ type: "PaymentInitiated", data });
+    }
+    const same = state.amountMinor === c.amountMinor && state.currency === c.currency && sameMetadata(state.metadata, c.metadata);
+    return same ? accept() : reject("idempotency_key_reused", "this payment was created with a different request");
+  }
+  if (state.status === "none") return reject("payment_not_found", "no such payment");
+  const p = state;
+  switch (command.type) {
+    case "RecordProviderPayment":
+      if (p.status === "initiated") return accept({ type: "PaymentCreated", data: { PaymentReference: command.reference, Timestamp: command.at } });
+      if (p.reference === command.reference) return accept();
+      return illegal(p, "record a provider payment");
+    case "RecordSettlement":
+      if (p.status === "created") return accept({ type: "PaymentSettled", data: { PaymentReference: command.reference, Timestamp: command.at } });
+      if (p.status === "settled" || p.status === "completed") return accept();
+      return illegal(p, "settle");
+    case "CompletePayment":
+      if (p.status === "settled") return accept({ type: "PaymentCompleted", data: { Timestamp: command.at } });
+      if (p.status === "completed") return accept();
+      return illegal(p, "complete");
+    case "FailPayment":
+      if (p.status === "initiated" || p.status === "created")
+        return accept({ type: "PaymentFailed", data: { Step: command.step, Reason: command.reason, Timestamp: command.at } });
+      if (p.status === "failed") return accept();
+      return illegal(p, "fail");
+    case "StallStep": {
+      const { step, reason, attempts, refundId, at } = command;
+      const data = { Step: step, Reason: reason, Attempts: attempts, Timestamp: at, ...(refundId ? { RefundId: refundId } : {}) };
+      if (refundId) {
+        const refund = p.refunds.find((r) => r.id === refundId);
+        if (!refund) return reject("refund_not_found", `no refund ${refundId}`);
+        return refund.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
+      }
+      if (isTerminal(p)) return illegal(p, `stall step ${step}`);
+      return p.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
+    }
+    case "CancelPayment": {
+      const cancelled: PaymentEvent = { type: "PaymentCancelled", data: { Reason: command.reason, Timestamp: command.at } };
+      if (p.status === "cancelled") return accept();
+      if (p.status === "initiated" && command.providerReference)
+        return accept({ type: "PaymentCreated", data: { PaymentReference: command.providerReference, Timestamp: command.at } }, cancelled);
+      if (p.status === "initiated" || p.status === "created") return accept(cancelled);
+      return reject("payment_not_cancellable", `a ${p.status} payment can no longer be cancelled`);
+    }
+    case "RequestRefund": {
+      const existing = p.refunds.find((r) => r.id === command.refundId);
+      if (existing)
+        return existing.amountMinor === command.amountMinor ? accept() : reject("idempotency_key_reused", "this refund was requested with a different amount");
+      if (p.status === "initiated" || p.status === "created") return reject("payment_not_settled", "a payment can be refunded once it is settled");
+      if (p.status !== "settled" && p.status !== "completed") return reject("payment_not_refundable", `a ${p.status} payment cannot be refunded`);
+      if (committedRefundMinor(p) + command.amountMinor > p.amountMinor)
+        return reject("refund_exceeds_amount", "the refunds would exceed the payment's amount");
+      return accept({
+        type: "RefundRequested",
+        data: { RefundId: command.refundId, Amount: toMajor(command.amountMinor, p.currency), Timestamp: command.at },
+      });
+    }
+    case "RecordRefundSucceeded":
+    case "RecordRefundFailed": {
+      const refund = p.refunds.find((r) => r.id === command.refundId);
+      if (!refund) return reject("refund_not_found", `no refund ${command.refundId}`);
+      const outcome = command.type === "RecordRefundSucceeded" ? "succeeded" : "failed";
+      if (refund.status === outcome) return accept();
+      if (refund.status !== "pending") return reject("invalid_transition", `the refund already ${refund.status}`);
+      return command.type === "RecordRefundSucceeded"
+        ? accept({ type: "RefundSucceeded", data: { RefundId: command.refundId, ProviderRefundId: command.providerRefundId, Timestamp: command.at } })
+        : accept({ type: "RefundFailed", data: { RefundId: command.refundId, Reason: command.reason, Timestamp: command.at } });
+    }
+    default: {
+      const unknown: never = command;
+      return unknown;
+    }
+  }
+}

@@ -1,0 +1,34 @@
+// Payment events. STORED FORMAT - change with care: `type` is the stored `eventType`, `data` the stored
+// `eventData` (PascalCase, as Regis Pay writes it). Add fields beside, upcast in the codec, never rename in place.
+
+/** A lifecycle step that can fail or stall. */
+export type Step = "create" | "settle" | "notify" | "cancel" | "refund" | "notify-refund";
+export const steps = ["create", "settle", "notify", "cancel", "refund", "notify-refund"] as const satisfies readonly Step[];
+
+export type PaymentEvent =
+  | {
+      type: "PaymentInitiated";
+      /** MerchantId is absent on Regis Pay's own documents; Metadata only when the merchant sent some. */
+      data: { PaymentId: string; Amount: number; Currency: string; MerchantId?: string; Metadata?: Record<string, string>; Timestamp: string };
+    }
+  /** PaymentReference is the provider's id; Regis Pay's first version wrote it on PaymentSettled instead. */
+  | { type: "PaymentCreated"; data: { PaymentReference?: string; Timestamp: string } }
+  | { type: "PaymentSettled"; data: { PaymentReference?: string; Timestamp: string } }
+  | { type: "PaymentCompleted"; data: { Timestamp: string } }
+  /** Terminal: a permanent provider refusal before settlement. */
+  | { type: "PaymentFailed"; data: { Step: Step; Reason: string; Timestamp: string } }
+  /** Not terminal: a step exhausted its retries; a re-drive continues it. RefundId for refund steps. */
+  | { type: "PaymentStepStalled"; data: { Step: Step; Reason: string; Attempts: number; RefundId?: string; Timestamp: string } }
+  | { type: "PaymentCancelled"; data: { Reason: string | null; Timestamp: string } }
+  | { type: "RefundRequested"; data: { RefundId: string; Amount: number; Timestamp: string } }
+  | { type: "RefundSucceeded"; data: { RefundId: string; ProviderRefundId: string; Timestamp: string } }
+  | { type: "RefundFailed"; data: { RefundId: string; Reason: string; Timestamp: string } };
+
+export type PaymentEventType = PaymentEvent["type"];
+
+/** An event as committed: its position in the stream and its id (a UUID, or derived from the document id for Regis Pay's documents). */
+export type Recorded = PaymentEvent & { eventId: string; version: number };
+
+/** Stream ids are `pay:<uuid>`, as Regis Pay writes them. */
+export const streamIdOf = (paymentId: string) => `pay:${paymentId}`;
+export const paymentIdOf = (streamId: string) => streamId.slice("pay:".length);

@@ -1,0 +1,40 @@
+// The lifecycle as a pure function of state: which steps are due, each keyed by the event that triggers it.
+import type { Payment, Refund, State, Trigger } from "./state.ts";
+
+export type StepToRun =
+  | { kind: "create"; trigger: Trigger }
+  | { kind: "settle"; trigger: Trigger; reference: string }
+  | { kind: "notify"; trigger: Trigger }
+  | { kind: "refund"; trigger: Trigger; refund: Refund }
+  | { kind: "notify-refund"; trigger: Trigger; refund: Refund };
+
+/** What the payment's own lifecycle must do next: create at the provider, settle, notify, or nothing. */
+export function nextStep(state: State): StepToRun | null {
+  if (state.status === "none") return null;
+  switch (state.status) {
+    case "initiated":
+      return { kind: "create", trigger: state.trigger };
+    case "created":
+      // Regis Pay's first version kept no reference on PaymentCreated: such a payment cannot be settled by us.
+      return state.reference ? { kind: "settle", trigger: state.trigger, reference: state.reference } : null;
+    case "settled":
+      return { kind: "notify", trigger: state.trigger };
+    default:
+      return null;
+  }
+}
+
+/** Refund work: a pending refund runs at the provider; a finished one is notified to the merchant. */
+export function refundSteps(payment: Payment): StepToRun[] {
+  return payment.refunds.map((refund): StepToRun =>
+    refund.status === "pending" ? { kind: "refund", trigger: refund.trigger, refund } : { kind: "notify-refund", trigger: refund.trigger, refund },
+  );
+}
+
+/** Every step of the payment, of which the one whose trigger is a given event runs when that event is delivered. */
+export function stepFor(state: State, eventId: string): StepToRun | null {
+  const next = nextStep(state);
+  if (next?.trigger.eventId === eventId) return next;
+  if (state.status === "none") return null;
+  return refundSteps(state).find((s) => s.trigger.eventId === eventId) ?? null;
+}

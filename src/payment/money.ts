@@ -1,0 +1,38 @@
+// Exact money: ISO 4217 minor units (currency-codes) and decimal conversion (big.js), never float arithmetic.
+import Big from "big.js";
+import { code as currencyRecord } from "currency-codes";
+
+/** Number of minor-unit digits of an ISO 4217 currency (GBP 2, JPY 0, KWD 3), or undefined when unknown. */
+export function minorDigits(currency: string): number | undefined {
+  return currencyRecord(currency)?.digits;
+}
+
+export type MinorResult = { ok: true; minor: number } | { ok: false; reason: "not_finite" | "too_many_decimals" | "unknown_currency" };
+
+/**
+ * Converts a major-unit amount (a JSON number such as 86.1) to integer minor units (8610).
+ * The number's shortest decimal form is what the client wrote, so 86.10 and 86.1 are the same amount.
+ */
+export function toMinor(amount: number, currency: string): MinorResult {
+  const digits = minorDigits(currency);
+  if (digits === undefined) return { ok: false, reason: "unknown_currency" };
+  if (!Number.isFinite(amount)) return { ok: false, reason: "not_finite" };
+  const scaled = new Big(amount).times(new Big(10).pow(digits));
+  if (!scaled.eq(scaled.round(0, Big.roundDown))) return { ok: false, reason: "too_many_decimals" };
+  return { ok: true, minor: scaled.toNumber() === 0 ? 0 : scaled.toNumber() };
+}
+
+/**
+ * Minor units of an amount already stored (Regis Pay accepted any number of decimals):
+ * rounded half-even to the currency's precision instead of refused.
+ */
+export function storedToMinor(amount: number, currency: string): number {
+  const digits = minorDigits(currency) ?? 2;
+  return new Big(amount).times(new Big(10).pow(digits)).round(0, Big.roundHalfEven).toNumber();
+}
+
+/** Integer minor units back to the major-unit JSON number Regis Pay stores (8610 GBP -> 86.1). */
+export function toMajor(minor: number, currency: string): number {
+  const digits = minorDigits(currency) ?? 2;
+  return new Big(minor).div(new Big(10).pow(digits)).toNumber();
+}

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest";
+import { minorDigits, storedToMinor, toMajor, toMinor } from "../../src/payment/money.ts";
+
+describe("money in ISO 4217 minor units", () => {
+  it("knows each currency's minor digits", () => {
+    expect([minorDigits("GBP"), minorDigits("JPY"), minorDigits("KWD"), minorDigits("YEN")]).toEqual([2, 0, 3, undefined]);
+  });
+  it("converts without floating-point drift", () => {
+    expect(toMinor(86.1, "GBP")).toEqual({ ok: true, minor: 8610 });
+    expect(toMinor(1.15, "GBP")).toEqual({ ok: true, minor: 115 }); // 1.15 * 100 is 114.99999999999999 in floats
+    expect(toMinor(100, "JPY")).toEqual({ ok: true, minor: 100 });
+    expect(toMinor(1.234, "KWD")).toEqual({ ok: true, minor: 1234 });
+    expect(toMinor(19.99, "USD")).toEqual({ ok: true, minor: 1999 });
+  });
+  it("refuses more decimals than the currency has, non-finite numbers and unknown currencies", () => {
+    expect(toMinor(86.123, "GBP")).toEqual({ ok: false, reason: "too_many_decimals" });
+    expect(toMinor(1.5, "JPY")).toEqual({ ok: false, reason: "too_many_decimals" });
+    expect(toMinor(Number.NaN, "GBP")).toEqual({ ok: false, reason: "not_finite" });
+    expect(toMinor(Number.POSITIVE_INFINITY, "GBP")).toEqual({ ok: false, reason: "not_finite" });
+    expect(toMinor(1, "XYZ")).toEqual({ ok: false, reason: "unknown_currency" });
+  });
+  it("gives back the JSON number Regis Pay stores", () => {
+    expect(toMajor(8610, "GBP")).toBe(86.1);
+    expect(JSON.stringify(toMajor(8610, "GBP"))).toBe("86.1");
+    expect(toMajor(1234, "KWD")).toBe(1.234);
+    expect(toMajor(100, "JPY")).toBe(100);
+    expect(toMajor(1, "GBP")).toBe(0.01);
+  });
+  it("rounds legacy stored amounts with extra decimals half-even", () => {
+    expect(storedToMinor(86.125, "GBP")).toBe(8612);
+    expect(storedToMinor(86.135, "GBP")).toBe(8614);
+  });
+});

@@ -1,5 +1,6 @@
 // The simulator's one routing table: Regis Pay's PSP and notification routes, refunds and cancels, and the /_sim control plane.
 import { randomUUID } from "node:crypto";
+import { canonical, isObject } from "./json.ts";
 import { fromMinor, isCurrency, toMinor } from "./money.ts";
 import { seededRandom } from "./random.ts";
 import { type DeclinableRoute, mergeSettings, type RecordedRoute } from "./settings.ts";
@@ -39,16 +40,6 @@ export const reject = (status: number, code: string, message: string, paymentId?
   ...(paymentId ? { paymentId } : {}),
 });
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
-// JSON with sorted keys, so the same body in another key order is the same request.
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    isObject(inner) ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : inner,
-  );
-}
-
 // Replays the stored answer of a key already used on this method and path. Only final answers (success or decline)
 // bind a key; rejections and injected faults leave it free, so a retry performs the real operation.
 function idempotent(state: State, request: SimRequest, run: () => Result): Result {
@@ -66,6 +57,7 @@ function idempotent(state: State, request: SimRequest, run: () => Result): Resul
   return result;
 }
 
+// The first matching decline rule as a 402; rule amounts compare in minor units (one finer than the currency never matches).
 function declined(state: State, route: DeclinableRoute, amountMinor: number, currency: string, paymentId?: string) {
   const rule = state.settings.declines.find(
     (candidate) =>
@@ -79,12 +71,15 @@ function declined(state: State, route: DeclinableRoute, amountMinor: number, cur
   return { status: 402, body, outcome: "declined", ...(paymentId ? { paymentId } : {}) } satisfies Result;
 }
 
-function findPayment(state: State, request: SimRequest): Payment | Result {
-  const payment = state.payments.get(request.params.reference ?? "");
-  return payment ?? reject(404, "payment_not_found", `no payment ${request.params.reference}`);
+// Handler of a route under /psp/api/payments/:reference: resolves the provider payment, or answers 404.
+function withPayment(handle: (payment: Payment, request: SimRequest, state: State) => Result) {
+  return (request: SimRequest, state: State): Result => {
+    const payment = state.payments.get(request.params.reference ?? "");
+    return payment ? handle(payment, request, state) : reject(404, "payment_not_found", `no payment ${request.params.reference}`);
+  };
 }
 
-const settledView = (payment: Payment) => ({ paymentId: payment.paymentId, status: payment.status });
+const statusView = (payment: Payment) => ({ paymentId: payment.paymentId, status: payment.status });
 
 export const routes: RouteEntry[] = [
   {
@@ -122,15 +117,13 @@ export const routes: RouteEntry[] = [
     method: "POST",
     path: "/psp/api/payments/:reference/settle",
     records: "settle",
-    handle(request, state) {
-      const payment = findPayment(state, request);
-      if ("outcome" in payment) return payment;
+    handle: withPayment((payment, _request, state) => {
       const { paymentId } = payment;
       switch (payment.status) {
         case "cancelled":
           return reject(409, "payment_cancelled", "the payment was cancelled", paymentId);
         case "settled":
-          return { ...ok(200, settledView(payment), { paymentId }), outcome: "replayed" };
+          return { ...ok(200, statusView(payment), { paymentId }), outcome: "replayed" };
         case "declined":
           return payment.decline ?? reject(409, "payment_declined", "the payment was declined", paymentId);
         case "created": {
@@ -141,32 +134,28 @@ export const routes: RouteEntry[] = [
             return decline;
           }
           payment.status = "settled";
-          return ok(200, settledView(payment), { paymentId });
+          return ok(200, statusView(payment), { paymentId });
         }
       }
-    },
+    }),
   },
   {
     method: "POST",
     path: "/psp/api/payments/:reference/cancel",
     records: "cancel",
-    handle(request, state) {
-      const payment = findPayment(state, request);
-      if ("outcome" in payment) return payment;
+    handle: withPayment((payment) => {
       const { paymentId } = payment;
       if (payment.status === "settled") return reject(409, "payment_settled", "the payment is settled; refund it", paymentId);
-      if (payment.status === "cancelled") return { ...ok(200, settledView(payment), { paymentId }), outcome: "replayed" };
+      if (payment.status === "cancelled") return { ...ok(200, statusView(payment), { paymentId }), outcome: "replayed" };
       payment.status = "cancelled";
-      return ok(200, settledView(payment), { paymentId });
-    },
+      return ok(200, statusView(payment), { paymentId });
+    }),
   },
   {
     method: "POST",
     path: "/psp/api/payments/:reference/refunds",
     records: "refund",
-    handle(request, state) {
-      const payment = findPayment(state, request);
-      if ("outcome" in payment) return payment;
+    handle: withPayment((payment, request, state) => {
       const { paymentId, currency } = payment;
       const amountMinor = isObject(request.body) ? toMinor(request.body.amount, currency) : null;
       if (!amountMinor) {
@@ -192,7 +181,7 @@ export const routes: RouteEntry[] = [
         const body = { refundId: refund.refundId, paymentId, amount: fromMinor(amountMinor, currency), status: "succeeded" };
         return ok(201, body, { paymentId, refundId: refund.refundId });
       });
-    },
+    }),
   },
   {
     method: "POST",

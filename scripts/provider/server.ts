@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 import { pickFault } from "./faults.ts";
+import { parseJson } from "./json.ts";
 import { matchRoute, reject, type SimRequest } from "./routes.ts";
 import { type Call, createState, recordCall, type Result } from "./state.ts";
 
@@ -19,15 +20,6 @@ async function readBody(request: IncomingMessage): Promise<Buffer | null> {
     if (size <= maxBodyBytes) chunks.push(chunk);
   }
   return size <= maxBodyBytes ? Buffer.concat(chunks) : null;
-}
-
-function parseJson(raw: Buffer): unknown {
-  if (raw.length === 0) return undefined;
-  try {
-    return JSON.parse(raw.toString("utf8"));
-  } catch {
-    return undefined;
-  }
 }
 
 function send(response: ServerResponse, result: Pick<Result, "status" | "body">): void {

@@ -1,4 +1,5 @@
 // Fault-injection settings of the simulator: defaults, and validation of a patch merged by POST /_sim/settings.
+import { isObject, type JsonObject } from "./json.ts";
 import { isCurrency } from "./money.ts";
 
 export const recordedRoutes = ["create", "settle", "cancel", "refund", "notify"] as const;
@@ -45,10 +46,7 @@ export function defaultSettings(): Settings {
   };
 }
 
-type Patch = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Patch =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
+type Patch = JsonObject;
 const isRate = (value: unknown) => typeof value === "number" && value >= 0 && value <= 1;
 const isStatus = (value: unknown) => Number.isInteger(value) && (value as number) >= 400 && (value as number) <= 599;
 const isAmount = (value: unknown) => typeof value === "number" && Number.isFinite(value) && value >= 0;

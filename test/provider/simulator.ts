@@ -6,7 +6,7 @@ import {
   startProviderSimulator,
 } from "../../scripts/provider/server.ts";
 
-// biome-ignore lint: answers are asserted field by field
+// answers are asserted field by field, so their bodies stay untyped
 export type Answer = { status: number; body: any };
 
 export type SimulatorClient = {

@@ -1,4 +1,5 @@
 // The event-store port: streams of stored event documents, appended with optimistic concurrency.
+import { uuidFrom } from "./ids.ts";
 
 /** An event document in the shape Regis Pay stores, plus our additions (`eventId`, `metadata`). STORED FORMAT. */
 export type EventDocument = {
@@ -23,6 +24,8 @@ export interface EventStore {
    * the stream's current version comes back. Re-appending events already stored with the same ids succeeds.
    */
   append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult>;
+  /** Resolves when the store answers (the health check). */
+  ping(): Promise<void>;
 }
 
 export type StoreFailure = "throttled" | "unavailable" | "timeout" | "rejected";
@@ -50,3 +53,6 @@ export function eventDocument(
 ): EventDocument {
   return { id: `${streamId}:${version}`, stream: { id: streamId, version }, eventType, eventData, eventId, metadata };
 }
+
+/** The event's id; Regis Pay's documents have none, so a stable one is derived from the document id. */
+export const eventIdOf = (doc: Pick<EventDocument, "id" | "eventId">) => doc.eventId ?? uuidFrom("event", doc.id);

@@ -13,6 +13,8 @@ export class MemoryEventStore implements EventStore {
     return structuredClone(docs);
   }
 
+  async ping() {}
+
   async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {
     const stream = this.streams.get(streamId) ?? [];
     const current = stream.length;

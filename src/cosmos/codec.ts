@@ -1,7 +1,6 @@
 // The stored-event codec: Cosmos documents <-> recorded payment events, accepting both of Regis Pay's versions.
 import { z } from "zod";
-import { eventDocument, type EventDocument } from "../core/eventStore.ts";
-import { uuidFrom } from "../core/ids.ts";
+import { eventDocument, eventIdOf, type EventDocument } from "../core/eventStore.ts";
 import { steps, type PaymentEvent, type Recorded } from "../payment/events.ts";
 
 const timestamp = z.string().min(1);
@@ -49,9 +48,7 @@ export function decode(doc: EventDocument): Decoded {
   if (!schema) return { ok: false, version: stream.version, eventType, problem: `unknown event type ${eventType}` };
   const data = schema.safeParse(raw);
   if (!data.success) return { ok: false, version: stream.version, eventType, problem: z.prettifyError(data.error) };
-  // Regis Pay's documents have no event id: derive a stable one from the document id.
-  const eventId = envelope.data.eventId ?? uuidFrom("event", envelope.data.id);
-  return { ok: true, event: { type: eventType, data: data.data, eventId, version: stream.version } as Recorded };
+  return { ok: true, event: { type: eventType, data: data.data, eventId: eventIdOf(envelope.data), version: stream.version } as Recorded };
 }
 
 export type Envelope = { eventId: string; correlationId: string | null; causationId: string | null };

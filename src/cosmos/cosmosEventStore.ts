@@ -85,6 +85,10 @@ export class CosmosEventStore implements EventStore {
     return resources.map(withoutSystemProperties);
   }
 
+  async ping() {
+    await guarded(() => this.container.read());
+  }
+
   async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {
     const { resource } = await guarded(() =>
       this.container.scripts.storedProcedure(spAppendToStreamId).execute<AppendResult>(streamId, [streamId, expectedVersion, JSON.stringify(events)]),

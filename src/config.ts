@@ -1,0 +1,80 @@
+// Configuration: the zod schema of the Worker's vars and secrets; fails fast naming what is missing or wrong.
+import { z } from "zod";
+
+const ms = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a lowercase hex SHA-256 digest");
+
+export const configSchema = z.object({
+  ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
+  /** "memory" keeps events in the isolate (the benchmark's ceiling run), never for real payments. */
+  EVENT_STORE: z.enum(["cosmos", "memory"]).default("cosmos"),
+  COSMOS_ENDPOINT: z.url(),
+  COSMOS_KEY: z.string().min(1),
+  COSMOS_DATABASE: z.string().min(1).default("regis-pay"),
+  COSMOS_CONTAINER: z.string().min(1).default("events"),
+  COSMOS_REQUEST_TIMEOUT_MS: ms(10_000),
+  COSMOS_THROTTLE_RETRIES: z.coerce.number().int().min(0).default(9),
+  COSMOS_THROTTLE_MAX_WAIT_S: z.coerce.number().int().min(0).default(30),
+  PROVIDER_URL: z.url(),
+  /** Where merchant notifications are sent (Regis Pay's notifications service); defaults to the provider's host. */
+  NOTIFICATION_URL: z.url().optional(),
+  PROVIDER_TIMEOUT_MS: ms(10_000),
+  /** Signs merchant notifications (timestamp + HMAC-SHA256, like Stripe's webhooks). */
+  WEBHOOK_SECRET: z.string().min(16),
+  /** JSON {"<merchantId>": ["<sha256 hex of an API key>", ...]}: several keys per merchant, for rotation. */
+  MERCHANT_KEYS: z
+    .string()
+    .default("{}")
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "MERCHANT_KEYS is not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.array(sha256Hex).min(1))),
+  /** Comma-separated SHA-256 hex digests of the operator keys for /admin routes. */
+  ADMIN_KEYS: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").map((k) => k.trim()).filter(Boolean))
+    .pipe(z.array(sha256Hex)),
+  /** Owner of payments written without a MerchantId (Regis Pay's own documents). */
+  LEGACY_MERCHANT_ID: z.string().min(1).default("legacy"),
+  CURRENCIES: z
+    .string()
+    .default("GBP,EUR,USD")
+    .transform((s) => s.split(",").map((c) => c.trim()).filter(Boolean)),
+  /** Largest amount accepted, in major units. */
+  MAX_AMOUNT: z.coerce.number().positive().default(1_000_000),
+  /** Queue retry backoff: base * 2^(attempt-1) seconds with jitter, capped. */
+  RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
+  RETRY_MAX_SECONDS: z.coerce.number().min(0).default(300),
+  /** How often a payment with an append of unknown outcome re-checks Cosmos, and for how long. */
+  RELAY_CHECK_MS: ms(5_000),
+  RELAY_SETTLE_MS: ms(60_000),
+  /** A payment that has not progressed for this long is re-driven. */
+  WATCHDOG_MS: ms(120_000),
+  /** Re-decisions after an append conflict before answering 409. */
+  CONFLICT_RETRIES: z.coerce.number().int().min(0).default(3),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+let cached: { env: object; config: Config } | undefined;
+
+/** Parses the Worker's env once per isolate. Throws naming every missing or invalid setting. */
+export function loadConfig(env: object): Config {
+  if (cached?.env === env) return cached.config;
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  const config = parsed.data;
+  if (config.ENVIRONMENT === "production" && Object.keys(config.MERCHANT_KEYS).length === 0)
+    throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");
+  cached = { env, config };
+  return config;
+}

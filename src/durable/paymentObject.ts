@@ -1,0 +1,512 @@
+// One Durable Object per payment: serialises its commands, keeps the aggregate in memory, appends through the
+// event store, relays every committed event to the queue, and runs the payment's lifecycle steps.
+//
+// Relay protocol (at least once, never an uncommitted event):
+//   1. before an append, `pending_since` is written to SQLite and an alarm is set (durable before the request leaves);
+//   2. the append commits in Cosmos (the only source of truth for what happened);
+//   3. committed events are sent to the queue, then `relayed_version` advances and `pending_since` clears.
+// A crash or failure anywhere leaves the alarm, which reloads what Cosmos committed after `relayed_version` and
+// sends it. Events are only ever published after being read back or confirmed committed.
+import { DurableObject } from "cloudflare:workers";
+import type { EventDocument } from "../core/eventStore.ts";
+import { uuidFrom } from "../core/ids.ts";
+import { log } from "../core/log.ts";
+import { decode, encode } from "../cosmos/codec.ts";
+import { decide, type Command } from "../payment/decide.ts";
+import { streamIdOf, type Recorded } from "../payment/events.ts";
+import { nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
+import { toMajor, toMinor } from "../payment/money.ts";
+import { paymentResource, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
+import { evolve, fold, initialState, type Payment, type State } from "../payment/state.ts";
+import { provider } from "../provider/client.ts";
+import { eventMessage, type EventMessage } from "../queue/message.ts";
+import { services, type Services } from "../wiring.ts";
+import { failure, type Failure, type Reply, type StepOutcome } from "./replies.ts";
+
+/** Named points of the command path where crash tests abort the object for real (`ctx.abort()`). */
+export type CrashPoint = "before-append" | "after-append" | "after-send";
+
+export type Caller = { merchantId: string; requestId: string };
+export type CreateRequest = { paymentId: string; amountMinor: number; currency: string; metadata: Record<string, string> };
+type Causation = { correlationId: string | null; causationId: string | null };
+type Executed = { ok: true; appended: EventDocument[] } | Failure;
+
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  payment_id TEXT NOT NULL,
+  relayed_version INTEGER NOT NULL DEFAULT 0,
+  pending_since INTEGER,
+  progress_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reply TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
+`;
+
+type Meta = { payment_id: string; relayed_version: number; pending_since: number | null; progress_at: number };
+
+export class PaymentObject extends DurableObject<Env> {
+  private readonly svc: Services;
+  private state: State = initialState();
+  private version = 0;
+  /** Set once the stream is known (loaded, or created here): reads and non-create commands wait for it. */
+  private loading: Promise<void> | null = null;
+  private unrelayed: EventDocument[] = [];
+  private queueTail: Promise<unknown> = Promise.resolve();
+  private alarmAt: number | null | undefined;
+  /** Test hook: abort the object when the command path reaches one of these points. */
+  readonly crashPoints = new Set<CrashPoint>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.svc = services(env);
+    ctx.storage.sql.exec(schema);
+  }
+
+  // ---- RPC: the API's commands and reads ----
+
+  async create(caller: Caller, req: CreateRequest, idempotencyKey: string | null): Promise<Reply<PaymentResource>> {
+    const fingerprint = JSON.stringify([req.amountMinor, req.currency, Object.entries(req.metadata).sort()]);
+    return this.serialize(() =>
+      this.idempotent(`create:${idempotencyKey}`, idempotencyKey !== null, fingerprint, async () => {
+        // A brand-new object appends at version 0 without reading: a conflict (the stream exists) re-syncs.
+        if (this.meta() === null && this.version === 0) this.remember(req.paymentId);
+        else {
+          await this.ensureLoaded(req.paymentId);
+          if (this.state.status !== "none" && this.ownerOf(this.state) !== caller.merchantId)
+            return failure("idempotency_key_reused", "this idempotency key was used for another payment");
+        }
+        const executed = await this.execute(
+          { type: "InitiatePayment", ...req, merchantId: caller.merchantId, at: now() },
+          { correlationId: caller.requestId, causationId: caller.requestId },
+        );
+        if (!executed.ok) return executed;
+        return { ok: true, status: 201, body: this.resource() };
+      }),
+    );
+  }
+
+  async get(caller: Caller, paymentId: string, at: { atVersion?: number; asOf?: string } = {}): Promise<Reply<PaymentResource>> {
+    const owned = await this.owned(caller, paymentId);
+    if (!owned.ok) return owned;
+    if (at.atVersion === undefined && at.asOf === undefined) return { ok: true, status: 200, body: this.resource() };
+    if (at.atVersion !== undefined && at.atVersion > this.version) return failure("version_not_found", `the payment has ${this.version} versions`);
+    const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), 1, at.atVersion);
+    const asOf = at.asOf === undefined ? Number.POSITIVE_INFINITY : Date.parse(at.asOf);
+    const events = docs.map(decode).flatMap((d) => (d.ok ? [d.event] : []));
+    const until = events.filter((e) => Date.parse(e.data.Timestamp) <= asOf);
+    const then = fold(until);
+    if (then.status === "none") return failure("payment_not_found", `the payment did not exist at ${at.asOf}`);
+    return { ok: true, status: 200, body: paymentResource(then, until.at(-1)?.version ?? 0) };
+  }
+
+  async history(caller: Caller, paymentId: string, fromVersion: number, limit: number): Promise<Reply<{ events: EventDocument[]; nextFromVersion: number | null }>> {
+    const owned = await this.owned(caller, paymentId);
+    if (!owned.ok) return owned;
+    const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), fromVersion, limit + 1);
+    const more = docs.length > limit;
+    const events = docs.slice(0, limit);
+    return { ok: true, status: 200, body: { events, nextFromVersion: more ? (events.at(-1)?.stream.version ?? 0) + 1 : null } };
+  }
+
+  async cancel(caller: Caller, paymentId: string, reason: string | null, idempotencyKey: string | null): Promise<Reply<PaymentResource>> {
+    return this.serialize(() =>
+      this.idempotent(`cancel:${idempotencyKey}`, idempotencyKey !== null, JSON.stringify([reason]), async () => {
+        const owned = await this.owned(caller, paymentId);
+        if (!owned.ok) return owned;
+        const p = owned.payment;
+        let providerReference: string | undefined;
+        if (p.status === "created" && p.reference) {
+          const cancelled = await this.cancelAtProvider(p.reference);
+          if (cancelled) return cancelled;
+        } else if (p.status === "initiated" && this.stepRow(p.trigger.eventId)?.attempted_at) {
+          // A create attempt may have reached the provider (e.g. it timed out): find its payment with the same
+          // idempotency key and cancel it too, so that no provider payment outlives a cancelled one.
+          const replay = await provider.create(this.svc.provider, p.trigger.eventId, toMajor(p.amountMinor, p.currency), p.currency);
+          if (!replay.ok && !replay.permanent) return failure("provider_unavailable", `the provider is unavailable: ${replay.reason}`, { retryAfterSeconds: 1 });
+          if (replay.ok) {
+            providerReference = replay.value.paymentId;
+            const cancelled = await this.cancelAtProvider(providerReference);
+            if (cancelled) return cancelled;
+          }
+        }
+        const command: Command = { type: "CancelPayment", reason, at: now(), ...(providerReference ? { providerReference } : {}) };
+        const executed = await this.execute(command, { correlationId: caller.requestId, causationId: caller.requestId });
+        if (!executed.ok) return executed;
+        return { ok: true, status: 200, body: this.resource() };
+      }),
+    );
+  }
+
+  async refund(caller: Caller, paymentId: string, amount: number, idempotencyKey: string | null): Promise<Reply<RefundResource>> {
+    return this.serialize(() =>
+      this.idempotent(`refund:${idempotencyKey}`, idempotencyKey !== null, JSON.stringify([amount]), async () => {
+        const owned = await this.owned(caller, paymentId);
+        if (!owned.ok) return owned;
+        const p = owned.payment;
+        const minor = toMinor(amount, p.currency);
+        if (!minor.ok)
+          return failure("validation_failed", "the refund amount is invalid", { errors: { amount: [`at most ${p.currency}'s minor-unit decimals`] } });
+        const refundId = idempotencyKey ? uuidFrom("refund", paymentId, idempotencyKey) : crypto.randomUUID();
+        const executed = await this.execute(
+          { type: "RequestRefund", refundId, amountMinor: minor.minor, at: now() },
+          { correlationId: caller.requestId, causationId: caller.requestId },
+        );
+        if (!executed.ok) return executed;
+        const payment = this.state as Payment;
+        return { ok: true, status: 202, body: refundResource(payment, payment.refunds.find((r) => r.id === refundId)!) };
+      }),
+    );
+  }
+
+  async refunds(caller: Caller, paymentId: string): Promise<Reply<RefundResource[]>> {
+    const owned = await this.owned(caller, paymentId);
+    if (!owned.ok) return owned;
+    return { ok: true, status: 200, body: owned.payment.refunds.map((r) => refundResource(owned.payment, r)) };
+  }
+
+  // ---- RPC: the queue consumer and operators ----
+
+  /** Runs the step that the delivered event triggers, if it is still due; anything else is acknowledged without effect. */
+  async onEvent(message: EventMessage): Promise<StepOutcome> {
+    return this.serialize(async () => {
+      const paymentId = message.streamId.slice("pay:".length);
+      await this.ensureLoaded(paymentId);
+      if (message.version > this.version) await this.syncTail();
+      const step = stepFor(this.state, message.eventId);
+      if (!step || this.isDone(step)) return { outcome: "ignored" };
+      return this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
+    });
+  }
+
+  /** The queue gave up on a message (dead letter): the step it triggers is marked stalled until re-driven. */
+  async onExhausted(message: EventMessage, attempts: number): Promise<StepOutcome> {
+    return this.serialize(async () => {
+      await this.ensureLoaded(message.streamId.slice("pay:".length));
+      const step = stepFor(this.state, message.eventId);
+      if (!step || this.isDone(step)) return { outcome: "ignored" };
+      const reason = this.stepRow(step.trigger.eventId)?.last_error ?? "retries exhausted";
+      const refundId = "refund" in step ? step.refund.id : undefined;
+      const executed = await this.execute(
+        { type: "StallStep", step: step.kind, reason, attempts, at: now(), ...(refundId ? { refundId } : {}) },
+        { correlationId: message.correlationId, causationId: message.eventId },
+      );
+      log("warn", "step stalled", { paymentId: this.paymentId(), step: step.kind, eventId: message.eventId, reason, attempts });
+      return executed.ok ? { outcome: "done" } : { outcome: "retry", reason: executed.message };
+    });
+  }
+
+  /** Re-publishes the trigger of every due step, stalled ones included. Answers how many were re-driven. */
+  async redrive(paymentId: string): Promise<Reply<{ redriven: number }>> {
+    return this.serialize(async () => {
+      await this.ensureLoaded(paymentId);
+      if (this.state.status === "none") return failure("payment_not_found", "no such payment");
+      const redriven = await this.redriveDue(true);
+      return { ok: true, status: 202, body: { redriven } };
+    });
+  }
+
+  override async alarm() {
+    await this.serialize(async () => {
+      const meta = this.meta();
+      if (!meta) return;
+      if (!this.loading) await this.ensureLoaded(meta.payment_id);
+      else if (meta.pending_since !== null) await this.syncTail();
+      if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
+      await this.relay();
+      const progressAt = this.meta()?.progress_at ?? Date.now();
+      if (Date.now() - progressAt >= this.svc.config.WATCHDOG_MS) {
+        const redriven = await this.redriveDue(false);
+        if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version });
+        this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+      }
+      await this.scheduleAlarm();
+    });
+  }
+
+  // ---- the command path ----
+
+  /** Decides, appends and relays; on a version conflict reads only the missing tail and decides again. */
+  private async execute(command: Command, causation: Causation): Promise<Executed> {
+    const streamId = streamIdOf(this.paymentId());
+    for (let attempt = 0; ; attempt++) {
+      const decision = decide(command, this.state);
+      if (!decision.ok) return failure(decision.rejection.code, decision.rejection.message);
+      if (decision.events.length === 0) return { ok: true, appended: [] };
+      const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
+      this.setPending(Date.now());
+      await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
+      this.crash("before-append");
+      let result;
+      try {
+        result = await this.svc.store.append(streamId, this.version, docs);
+      } catch (e) {
+        // Unknown outcome: the alarm finds out from Cosmos; the next command re-syncs through the conflict path.
+        log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
+        return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: 1 });
+      }
+      this.crash("after-append");
+      if (result.ok) {
+        this.apply(docs);
+        this.setPending(null);
+        await this.relay();
+        await this.scheduleAlarm();
+        return { ok: true, appended: docs };
+      }
+      this.setPending(null);
+      log("warn", "append conflict", { paymentId: this.paymentId(), expected: this.version, current: result.currentVersion, attempt });
+      if (attempt >= this.svc.config.CONFLICT_RETRIES) return failure("version_conflict", "the payment changed concurrently; retry the request");
+      await this.syncTail();
+    }
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queueTail.then(fn);
+    this.queueTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
+    if (keyed) {
+      const row = this.ctx.storage.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
+      if (row) {
+        if (row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
+        return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
+      }
+    }
+    const reply = await run();
+    if (keyed && reply.ok)
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now());
+    return reply;
+  }
+
+  // ---- lifecycle steps ----
+
+  private async runStep(step: StepToRun, causation: Causation): Promise<StepOutcome> {
+    const p = this.state as Payment;
+    const s = this.svc.provider;
+    const key = step.trigger.eventId;
+    this.ctx.storage.sql.exec(
+      "INSERT INTO steps (trigger_id, attempted_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempted_at = excluded.attempted_at",
+      key,
+      Date.now(),
+    );
+    const at = now();
+    let result;
+    let onOk: (value: never) => Command | null;
+    let onRefused: (reason: string) => Command | null = () => null;
+    switch (step.kind) {
+      case "create":
+        result = await provider.create(s, key, toMajor(p.amountMinor, p.currency), p.currency);
+        onOk = (v: { paymentId: string }) => ({ type: "RecordProviderPayment", reference: v.paymentId, at });
+        onRefused = (reason) => ({ type: "FailPayment", step: "create", reason, at });
+        break;
+      case "settle":
+        result = await provider.settle(s, key, step.reference);
+        onOk = () => ({ type: "RecordSettlement", reference: step.reference, at });
+        onRefused = (reason) => ({ type: "FailPayment", step: "settle", reason, at });
+        break;
+      case "notify":
+        result = await provider.notify(s, key, { paymentId: p.id, eventId: key, type: "payment.settled", data: this.resource(), createdAt: at }, nowSeconds());
+        onOk = () => ({ type: "CompletePayment", at });
+        break;
+      case "refund":
+        result = await provider.refund(s, key, p.reference ?? "", toMajor(step.refund.amountMinor, p.currency));
+        onOk = (v: { refundId: string }) => ({ type: "RecordRefundSucceeded", refundId: step.refund.id, providerRefundId: v.refundId, at });
+        onRefused = (reason) => ({ type: "RecordRefundFailed", refundId: step.refund.id, reason, at });
+        break;
+      case "notify-refund": {
+        const type = step.refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
+        result = await provider.notify(s, key, { paymentId: p.id, eventId: key, type, data: refundResource(p, step.refund), createdAt: at }, nowSeconds());
+        onOk = () => null;
+        break;
+      }
+    }
+    const fields = { paymentId: p.id, step: step.kind, eventId: key, correlationId: causation.correlationId };
+    // A refused notification never fails a settled payment: like a transient failure it retries, then stalls.
+    const command = result.ok ? onOk(result.value as never) : result.permanent ? onRefused(result.reason) : null;
+    if (!result.ok && !command) {
+      this.ctx.storage.sql.exec("UPDATE steps SET last_error = ? WHERE trigger_id = ?", result.reason, key);
+      log("warn", "step failed", { ...fields, reason: result.reason, permanent: result.permanent });
+      return { outcome: "retry", reason: result.reason };
+    }
+    if (command) {
+      const executed = await this.execute(command, causation);
+      if (!executed.ok) {
+        log("warn", "step outcome not recorded", { ...fields, code: executed.code });
+        return { outcome: "retry", reason: executed.message };
+      }
+    }
+    this.ctx.storage.sql.exec("UPDATE steps SET done_at = ? WHERE trigger_id = ?", Date.now(), key);
+    log("info", result.ok ? "step done" : "step refused", { ...fields, ...(result.ok ? {} : { reason: result.reason }) });
+    return { outcome: "done" };
+  }
+
+  /** Answers a failure when the provider does not cancel its payment, or null once it is cancelled. */
+  private async cancelAtProvider(reference: string): Promise<Failure | null> {
+    const result = await provider.cancel(this.svc.provider, uuidFrom("cancel", this.paymentId()), reference);
+    if (result.ok) return null;
+    if (result.permanent) return failure("payment_not_cancellable", `the provider refused to cancel: ${result.reason}`);
+    return failure("provider_unavailable", `the provider is unavailable: ${result.reason}`, { retryAfterSeconds: 1 });
+  }
+
+  /** Notifications of a refund's outcome append nothing: whether they were delivered is kept here. */
+  private isDone(step: StepToRun) {
+    return step.kind === "notify-refund" && this.stepRow(step.trigger.eventId)?.done_at != null;
+  }
+
+  private dueSteps(includeStalled: boolean): StepToRun[] {
+    if (this.state.status === "none") return [];
+    const p = this.state;
+    const next = nextStep(p);
+    const all = [...(next && (includeStalled || !p.stalled) ? [next] : []), ...refundSteps(p)];
+    return all.filter((s) => !this.isDone(s) && (includeStalled || !("refund" in s) || !s.refund.stalled));
+  }
+
+  private async redriveDue(includeStalled: boolean) {
+    const due = this.dueSteps(includeStalled);
+    if (due.length === 0) return 0;
+    const streamId = streamIdOf(this.paymentId());
+    const docs = await Promise.all(due.map((s) => this.svc.store.loadFrom(streamId, s.trigger.version, 1)));
+    await this.send(docs.flat());
+    return due.length;
+  }
+
+  // ---- the stream in memory, and the relay ----
+
+  private async ensureLoaded(paymentId: string) {
+    this.loading ??= this.load(paymentId).catch((e) => {
+      this.loading = null;
+      throw e;
+    });
+    await this.loading;
+  }
+
+  private async load(paymentId: string) {
+    this.remember(paymentId);
+    const docs = await this.svc.store.load(streamIdOf(paymentId));
+    this.state = initialState();
+    this.version = 0;
+    this.apply(docs);
+    const relayed = this.meta()?.relayed_version ?? 0;
+    this.unrelayed = docs.filter((d) => d.stream.version > relayed);
+    await this.relay();
+  }
+
+  /** Reads only the events committed behind our back (after a conflict, or an append of unknown outcome). */
+  private async syncTail() {
+    const tail = await this.svc.store.loadFrom(streamIdOf(this.paymentId()), this.version + 1);
+    if (tail.length === 0) return;
+    this.apply(tail);
+    this.unrelayed.push(...tail);
+    await this.relay();
+  }
+
+  private apply(docs: EventDocument[]) {
+    for (const doc of docs) {
+      const decoded = decode(doc);
+      if (decoded.ok) this.state = evolve(this.state, decoded.event as Recorded);
+      else log("warn", "unreadable event", { streamId: doc.stream.id, version: decoded.version, eventType: decoded.eventType, problem: decoded.problem });
+      this.version = doc.stream.version;
+    }
+    if (docs.length > 0) this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+  }
+
+  /** Sends the committed events not yet relayed; on failure they stay for the alarm. */
+  private async relay() {
+    if (this.unrelayed.length === 0) return;
+    const batch = this.unrelayed;
+    try {
+      await this.send(batch);
+    } catch (e) {
+      log("error", "relay failed", { paymentId: this.paymentId(), error: String(e) });
+      await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
+      return;
+    }
+    this.crash("after-send");
+    const last = batch.at(-1)!.stream.version;
+    this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
+    this.ctx.storage.sql.exec("UPDATE meta SET relayed_version = MAX(relayed_version, ?)", last);
+  }
+
+  private async send(docs: EventDocument[]) {
+    for (let i = 0; i < docs.length; i += 100) {
+      const messages = docs.slice(i, i + 100).map((d) => ({ body: eventMessage(d), contentType: "json" as const }));
+      await this.env.EVENTS.sendBatch(messages);
+      for (const m of messages) log("info", "event relayed", { paymentId: this.paymentId(), eventId: m.body.eventId, version: m.body.version, type: m.body.type });
+    }
+  }
+
+  // ---- alarms: the relay check and the watchdog ----
+
+  private async ensureAlarm(at: number) {
+    this.alarmAt ??= await this.ctx.storage.getAlarm();
+    if (this.alarmAt === null || this.alarmAt > at) {
+      await this.ctx.storage.setAlarm(at);
+      this.alarmAt = at;
+    }
+  }
+
+  private async scheduleAlarm() {
+    const meta = this.meta();
+    if (!meta) return;
+    const c = this.svc.config;
+    const due: number[] = [];
+    if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
+    if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + c.WATCHDOG_MS, Date.now() + 1));
+    const at = due.length > 0 ? Math.min(...due) : null;
+    if (at === this.alarmAt) return;
+    if (at === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(at);
+    this.alarmAt = at;
+  }
+
+  // ---- small helpers ----
+
+  private meta(): Meta | null {
+    return this.ctx.storage.sql.exec<Meta>("SELECT payment_id, relayed_version, pending_since, progress_at FROM meta").toArray()[0] ?? null;
+  }
+
+  private remember(paymentId: string) {
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, Date.now());
+  }
+
+  private setPending(since: number | null) {
+    this.ctx.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
+  }
+
+  private stepRow(triggerId: string) {
+    return this.ctx.storage.sql
+      .exec<{ attempted_at: number | null; last_error: string | null; done_at: number | null }>(
+        "SELECT attempted_at, last_error, done_at FROM steps WHERE trigger_id = ?",
+        triggerId,
+      )
+      .toArray()[0];
+  }
+
+  private paymentId() {
+    return this.meta()!.payment_id;
+  }
+
+  private ownerOf(p: Payment) {
+    return p.merchantId ?? this.svc.config.LEGACY_MERCHANT_ID;
+  }
+
+  /** The payment if the caller owns it; any other merchant gets the same answer as for a payment that does not exist. */
+  private async owned(caller: Caller, paymentId: string): Promise<{ ok: true; payment: Payment } | Failure> {
+    await this.ensureLoaded(paymentId);
+    if (this.state.status === "none" || this.ownerOf(this.state) !== caller.merchantId) return failure("payment_not_found", "no such payment");
+    return { ok: true, payment: this.state };
+  }
+
+  private resource() {
+    return paymentResource(this.state as Payment, this.version);
+  }
+
+  private crash(point: CrashPoint) {
+    if (this.crashPoints.has(point)) this.ctx.abort(`crash point ${point}`);
+  }
+}
+
+const now = () => new Date().toISOString();
+const nowSeconds = () => Math.floor(Date.now() / 1000);

@@ -1,0 +1,95 @@
+// The HTTP API: request ids, limits, auth, the payments and admin routes, OpenAPI, and one error handler.
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { Config } from "../config.ts";
+import type { Caller } from "../durable/paymentObject.ts";
+import { log } from "../core/log.ts";
+import { services } from "../wiring.ts";
+import { admin } from "./admin.ts";
+import { bearer, isAdmin, merchantOf } from "./auth.ts";
+import { payments } from "./payments.ts";
+import { problem } from "./problems.ts";
+import { fieldErrors } from "./reply.ts";
+import { problemSchema } from "./schemas.ts";
+
+export type AppEnv = { Bindings: Env; Variables: { requestId: string; config: Config; caller: Caller } };
+
+const maxBodyBytes = 16 * 1024;
+
+export const app = new OpenAPIHono<AppEnv>({
+  // Invalid ids answer 404 (never reaching an object or Cosmos); everything else is a 400 with errors by field.
+  defaultHook: (result, c) => {
+    if (result.success) return;
+    if (result.target === "param") return problem(c, "payment_not_found", { detail: "no such payment" });
+    return problem(c, "validation_failed", { errors: fieldErrors(result.error) });
+  },
+});
+
+app.use("*", async (c, next) => {
+  const given = c.req.header("request-id");
+  const requestId = given && /^[\w.:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+  c.set("requestId", requestId);
+  const started = Date.now();
+  try {
+    await next();
+  } finally {
+    c.header("request-id", requestId);
+    log("info", "request", { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started });
+  }
+});
+
+app.get("/health", async (c) => {
+  try {
+    await services(c.env).store.ping();
+    return c.json({ status: "ok" });
+  } catch (e) {
+    log("error", "health check failed", { requestId: c.var.requestId, error: String(e) });
+    return c.json({ status: "unavailable" }, 503);
+  }
+});
+
+app.doc31("/openapi.json", {
+  openapi: "3.1.0",
+  info: { title: "Regis Pay on the edge", version: "1.0.0", description: "Event-sourced payments on Cloudflare Workers and Azure Cosmos DB" },
+});
+app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+app.openAPIRegistry.register("Problem", problemSchema);
+
+const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.set("config", services(c.env).config);
+  if (c.req.method === "POST" || c.req.method === "PUT" || c.req.method === "PATCH") {
+    const type = c.req.header("content-type");
+    const hasBody = type !== undefined || Number(c.req.header("content-length") ?? 0) > 0;
+    if (hasBody && !/^application\/json(\s*;.*)?$/i.test(type ?? "")) return problem(c, "unsupported_media_type");
+  }
+  await next();
+};
+app.use("/api/*", requestGuards);
+app.use("/admin/*", requestGuards);
+
+app.use("/api/*", bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) }));
+
+app.use("/api/*", async (c, next) => {
+  const merchantId = await merchantOf(c.var.config, bearer(c.req.header("authorization")));
+  if (!merchantId) return problem(c, "unauthorized");
+  c.set("caller", { merchantId, requestId: c.var.requestId });
+  await next();
+});
+
+app.use("/admin/*", async (c, next) => {
+  if (!(await isAdmin(c.var.config, bearer(c.req.header("authorization"))))) return problem(c, "unauthorized");
+  await next();
+});
+
+app.route("/api", payments);
+app.route("/admin", admin);
+
+app.notFound((c) => problem(c, "not_found", { detail: `no route ${c.req.method} ${c.req.path}` }));
+
+app.onError((err, c) => {
+  if (err instanceof HTTPException && err.status === 400) return problem(c, "malformed_json", { detail: "the body is not valid JSON" });
+  log("error", "unhandled error", { requestId: c.var.requestId, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  return problem(c, "internal_error");
+});

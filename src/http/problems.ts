@@ -1,0 +1,60 @@
+// The one table from error codes to HTTP status, and RFC 9457 problem+json answers with a stable `code`.
+import type { Context } from "hono";
+import type { FailureCode } from "../durable/replies.ts";
+
+export type ProblemCode =
+  | FailureCode
+  | "not_found"
+  | "malformed_json"
+  | "unsupported_media_type"
+  | "payload_too_large"
+  | "unauthorized"
+  | "forbidden"
+  | "rate_limited"
+  | "method_not_allowed"
+  | "internal_error";
+
+const table: Record<ProblemCode, { status: number; title: string }> = {
+  validation_failed: { status: 400, title: "The request is invalid" },
+  malformed_json: { status: 400, title: "The body is not valid JSON" },
+  unauthorized: { status: 401, title: "A valid API key is required" },
+  forbidden: { status: 403, title: "This key may not do that" },
+  not_found: { status: 404, title: "Not found" },
+  payment_not_found: { status: 404, title: "No such payment" },
+  refund_not_found: { status: 404, title: "No such refund" },
+  version_not_found: { status: 404, title: "The payment has no such version" },
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  invalid_transition: { status: 409, title: "The payment is not in a state that allows this" },
+  payment_not_cancellable: { status: 409, title: "The payment can no longer be cancelled" },
+  payment_not_settled: { status: 409, title: "The payment is not settled yet" },
+  payment_not_refundable: { status: 409, title: "The payment cannot be refunded" },
+  version_conflict: { status: 409, title: "The payment changed concurrently" },
+  payload_too_large: { status: 413, title: "The body is too large" },
+  unsupported_media_type: { status: 415, title: "The body must be application/json" },
+  idempotency_key_reused: { status: 422, title: "The Idempotency-Key was used with a different request" },
+  refund_exceeds_amount: { status: 422, title: "The refunds would exceed the payment's amount" },
+  rate_limited: { status: 429, title: "Too many requests" },
+  internal_error: { status: 500, title: "Internal error" },
+  store_unavailable: { status: 503, title: "The event store is unavailable" },
+  provider_unavailable: { status: 503, title: "The payment provider is unavailable" },
+};
+
+export const statusOf = (code: ProblemCode) => table[code].status;
+
+export type ProblemExtras = { detail?: string; errors?: Record<string, string[]>; retryAfterSeconds?: number };
+
+export function problem(c: Context, code: ProblemCode, extras: ProblemExtras = {}) {
+  const { status, title } = table[code];
+  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  if (extras.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(extras.retryAfterSeconds)));
+  const body = {
+    type: `https://regis-pay.dev/problems/${code}`,
+    title,
+    status,
+    code,
+    ...(extras.detail ? { detail: extras.detail } : {}),
+    ...(extras.errors ? { errors: extras.errors } : {}),
+    requestId: c.get("requestId") as string | undefined,
+  };
+  return new Response(JSON.stringify(body), { status, headers });
+}

@@ -1,0 +1,25 @@
+// Turns a payment object's typed reply into an HTTP answer, and zod failures into field errors.
+import type { Context } from "hono";
+import type { ZodError } from "zod";
+import type { Reply } from "../durable/replies.ts";
+import { problem } from "./problems.ts";
+
+export function answer<T>(c: Context, reply: Reply<T>, render: (body: T) => unknown = (b) => b, status?: number) {
+  if (!reply.ok) {
+    const { code, message, errors, retryAfterSeconds } = reply;
+    return problem(c, code, { detail: message, ...(errors ? { errors } : {}), ...(retryAfterSeconds ? { retryAfterSeconds } : {}) });
+  }
+  if (reply.replayed) c.header("idempotent-replayed", "true");
+  return c.json(render(reply.body) as object, (status ?? reply.status) as 200);
+}
+
+/** zod issues keyed by the field they concern (unknown fields included), each a list of messages. */
+export function fieldErrors(error: ZodError): Record<string, string[]> {
+  const errors: Record<string, string[]> = {};
+  const add = (field: string, message: string) => (errors[field] ??= []).push(message);
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") for (const key of issue.keys) add(key, "unknown field");
+    else add(issue.path.length > 0 ? issue.path.map(String).join(".") : "body", issue.message);
+  }
+  return errors;
+}

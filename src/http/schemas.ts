@@ -1,0 +1,123 @@
+// zod schemas of the public API: they validate requests and generate the OpenAPI document.
+import { z } from "@hono/zod-openapi";
+import { steps } from "../payment/events.ts";
+import type { PaymentResource, RefundResource } from "../payment/resource.ts";
+
+const noControlCharacters = /^[^\u0000-\u001f\u007f]*$/;
+
+export const amountSchema = z
+  .number({ error: "amount must be a number" })
+  .positive({ error: "amount must be greater than 0" })
+  .openapi({ description: "Major units as a decimal number, at most the currency's minor-unit decimals (86.10 GBP, 100 JPY)", example: 86.1 });
+
+// Stripe's metadata limits: 50 keys, keys up to 40 characters, values up to 500.
+export const metadataSchema = z
+  .record(
+    z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/, { error: "metadata keys are 1-40 characters of A-Z a-z 0-9 _ . : -" }),
+    z.string().max(500, { error: "metadata values are at most 500 characters" }).regex(noControlCharacters, { error: "metadata values cannot contain control characters" }),
+  )
+  .refine((m) => Object.keys(m).length <= 50, { error: "at most 50 metadata keys" })
+  .openapi({ example: { orderId: "A-1042" } });
+
+export const createPaymentBody = z
+  .strictObject({
+    amount: amountSchema,
+    currency: z.string({ error: "currency is required" }).openapi({ description: "ISO 4217 code, one of the configured currencies", example: "GBP" }),
+    metadata: metadataSchema.optional(),
+  })
+  .openapi("CreatePayment");
+
+export const legacyCreateBody = createPaymentBody.omit({ metadata: true }).openapi("RegisPayCreatePayment");
+
+export const cancelBody = z
+  .strictObject({ reason: z.string().max(500).regex(noControlCharacters, { error: "reason cannot contain control characters" }).optional() })
+  .openapi("CancelPayment");
+
+export const refundBody = z.strictObject({ amount: amountSchema }).openapi("CreateRefund");
+
+export const paymentIdParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" }, example: "7551548a-b366-4081-9330-ae19bfc5557f" }) });
+
+export const paymentQuery = z.strictObject({
+  atVersion: z.coerce.number().int().positive().optional().openapi({ description: "The state as it was after this version" }),
+  asOf: z.iso.datetime({ offset: true }).optional().openapi({ description: "The state as it was at this time (ISO 8601)" }),
+});
+
+export const historyQuery = z.strictObject({
+  fromVersion: z.coerce.number().int().positive().default(1),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const idempotencyKeyHeader = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(255, { error: "Idempotency-Key is at most 255 characters" })
+    .regex(/^[\x21-\x7e]+$/, { error: "Idempotency-Key is printable ASCII without spaces" })
+    .optional()
+    .openapi({ param: { name: "Idempotency-Key", in: "header" }, description: "A retry with the same key and body replays the first answer" }),
+});
+
+const stall = z.object({ step: z.enum(steps), reason: z.string(), attempts: z.number(), at: z.string() }).nullable();
+
+export const refundSchema = z
+  .object({
+    object: z.literal("refund"),
+    id: z.string(),
+    paymentId: z.string(),
+    amount: z.number(),
+    currency: z.string(),
+    status: z.enum(["pending", "succeeded", "failed"]),
+    providerRefundId: z.string().nullable(),
+    failureReason: z.string().nullable(),
+    stalled: stall,
+    requestedAt: z.string(),
+    completedAt: z.string().nullable(),
+  })
+  .openapi("Refund") satisfies z.ZodType<RefundResource>;
+
+export const paymentSchema = z
+  .object({
+    object: z.literal("payment"),
+    id: z.string(),
+    status: z.enum(["initiated", "created", "settled", "completed", "failed", "cancelled"]),
+    amount: z.number(),
+    currency: z.string(),
+    paymentReference: z.string().nullable(),
+    metadata: z.record(z.string(), z.string()),
+    stalled: stall,
+    failure: z.object({ step: z.enum(steps), reason: z.string() }).nullable(),
+    cancellation: z.object({ reason: z.string().nullable() }).nullable(),
+    refundedAmount: z.number(),
+    refunds: z.array(refundSchema),
+    version: z.number(),
+    initiatedAt: z.string(),
+    createdAt: z.string().nullable(),
+    settledAt: z.string().nullable(),
+    completedAt: z.string().nullable(),
+    failedAt: z.string().nullable(),
+    cancelledAt: z.string().nullable(),
+  })
+  .openapi("Payment") satisfies z.ZodType<PaymentResource>;
+
+export const eventDocumentSchema = z
+  .object({
+    id: z.string(),
+    stream: z.object({ id: z.string(), version: z.number() }),
+    eventType: z.string(),
+    eventData: z.record(z.string(), z.unknown()),
+    eventId: z.string().optional(),
+    metadata: z.object({ correlationId: z.string().nullable(), causationId: z.string().nullable() }).optional(),
+  })
+  .openapi("StoredEvent");
+
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    code: z.string(),
+    detail: z.string().optional(),
+    errors: z.record(z.string(), z.array(z.string())).optional(),
+    requestId: z.string().optional(),
+  })
+  .openapi("Problem");

@@ -1,0 +1,61 @@
+// Client of the third-party payment provider and of the merchant notification service.
+// Every call carries an Idempotency-Key derived from the event that triggered the step, so retries and
+// duplicate deliveries never create a second provider payment or refund.
+import { signatureHeader } from "./signature.ts";
+
+/** ok; refused for good (a decline, a conflict: retrying cannot help); or transient (5xx, 429, timeout, network). */
+export type CallResult<T> = { ok: true; value: T } | { ok: false; permanent: boolean; reason: string };
+
+export type ProviderSettings = { providerUrl: string; notificationUrl: string; timeoutMs: number; webhookSecret: string };
+
+export type Notification = { paymentId: string; eventId: string; type: string; data: unknown; createdAt: string };
+
+async function call<T>(s: ProviderSettings, url: string, key: string, body: unknown, headers: Record<string, string> = {}): Promise<CallResult<T>> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": key, ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(s.timeoutMs),
+    });
+  } catch (e) {
+    const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
+    return { ok: false, permanent: false, reason: timedOut ? `timed out after ${s.timeoutMs} ms` : `unreachable: ${String(e)}` };
+  }
+  const text = await res.text();
+  if (res.ok) {
+    try {
+      return { ok: true, value: (text ? JSON.parse(text) : {}) as T };
+    } catch {
+      return { ok: false, permanent: false, reason: `unreadable ${res.status} answer` };
+    }
+  }
+  const transient = res.status >= 500 || res.status === 429 || res.status === 408;
+  let reason = `${res.status}`;
+  try {
+    const problem = JSON.parse(text) as { code?: string; message?: string };
+    reason = problem.code ?? problem.message ?? reason;
+  } catch {
+    // not JSON: keep the status
+  }
+  return { ok: false, permanent: !transient, reason };
+}
+
+const payments = (s: ProviderSettings) => `${s.providerUrl.replace(/\/$/, "")}/psp/api/payments`;
+const ref = (reference: string) => encodeURIComponent(reference);
+
+export const provider = {
+  create: (s: ProviderSettings, key: string, amount: number, currency: string) =>
+    call<{ paymentId: string }>(s, `${payments(s)}/create`, key, { amount, currency }),
+  settle: (s: ProviderSettings, key: string, reference: string) => call<unknown>(s, `${payments(s)}/${ref(reference)}/settle`, key, {}),
+  cancel: (s: ProviderSettings, key: string, reference: string) => call<unknown>(s, `${payments(s)}/${ref(reference)}/cancel`, key, {}),
+  refund: (s: ProviderSettings, key: string, reference: string, amount: number) =>
+    call<{ refundId: string }>(s, `${payments(s)}/${ref(reference)}/refunds`, key, { amount }),
+  /** Regis Pay's notification contract `{ id, jsonPayload }`, signed over the raw body. */
+  async notify(s: ProviderSettings, key: string, n: Notification, nowSeconds: number) {
+    const body = JSON.stringify({ id: n.paymentId, jsonPayload: JSON.stringify({ id: n.eventId, type: n.type, createdAt: n.createdAt, data: n.data }) });
+    const signature = await signatureHeader(s.webhookSecret, body, nowSeconds);
+    return call<unknown>(s, `${s.notificationUrl.replace(/\/$/, "")}/notifications/api/send`, key, body, { "regis-signature": signature });
+  },
+};

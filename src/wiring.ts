@@ -1,0 +1,37 @@
+// The one place that reads env and builds the event store and provider settings.
+import { loadConfig, type Config } from "./config.ts";
+import type { EventStore } from "./core/eventStore.ts";
+import { MemoryEventStore } from "./core/memoryEventStore.ts";
+import { CosmosEventStore } from "./cosmos/cosmosEventStore.ts";
+import type { ProviderSettings } from "./provider/client.ts";
+
+export type Services = { config: Config; store: EventStore; provider: ProviderSettings };
+
+let cached: { env: object; services: Services } | undefined;
+// One in-memory store per isolate, shared by every object in it (the benchmark's ceiling run).
+const memoryStore = new MemoryEventStore();
+
+export function services(env: object): Services {
+  if (cached?.env === env) return cached.services;
+  const config = loadConfig(env);
+  const store =
+    config.EVENT_STORE === "memory"
+      ? memoryStore
+      : CosmosEventStore.connect({
+          endpoint: config.COSMOS_ENDPOINT,
+          key: config.COSMOS_KEY,
+          database: config.COSMOS_DATABASE,
+          container: config.COSMOS_CONTAINER,
+          requestTimeoutMs: config.COSMOS_REQUEST_TIMEOUT_MS,
+          throttleRetries: config.COSMOS_THROTTLE_RETRIES,
+          throttleMaxWaitSeconds: config.COSMOS_THROTTLE_MAX_WAIT_S,
+        });
+  const provider: ProviderSettings = {
+    providerUrl: config.PROVIDER_URL,
+    notificationUrl: config.NOTIFICATION_URL ?? config.PROVIDER_URL,
+    timeoutMs: config.PROVIDER_TIMEOUT_MS,
+    webhookSecret: config.WEBHOOK_SECRET,
+  };
+  cached = { env, services: { config, store, provider } };
+  return cached.services;
+}

@@ -1,0 +1,95 @@
+// Request counters by operation kind and the fault rules (429, 503, delay) the control plane injects.
+export const KINDS = ["sproc", "query", "read", "write", "changefeed", "batch", "other"] as const;
+export type Kind = (typeof KINDS)[number];
+
+const MODES = ["429", "503", "delay"] as const;
+type Mode = (typeof MODES)[number];
+
+export type FaultRule = {
+  id: number;
+  kind: Kind | "any";
+  mode: Mode;
+  count: number | undefined;
+  fraction: number | undefined;
+  delayMs: number;
+  retryAfterMs: number;
+  seed: number;
+  fired: number;
+};
+
+export type FaultDecision = { delayMs: number; error: FaultRule | undefined };
+
+/** Small seeded PRNG (mulberry32) so that a `fraction` rule fires on a reproducible subset of requests. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class InvalidRule extends Error {}
+
+export class Faults {
+  counters = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
+  private rules: { rule: FaultRule; next: () => number }[] = [];
+  private nextId = 1;
+
+  resetCounters() {
+    for (const k of KINDS) this.counters[k] = 0;
+  }
+
+  add(input: unknown): FaultRule {
+    const o = (input ?? {}) as Record<string, unknown>;
+    const kind = o.kind as FaultRule["kind"];
+    const mode = o.mode as Mode;
+    if (kind !== "any" && !KINDS.includes(kind as Kind)) throw new InvalidRule(`kind must be one of any, ${KINDS.join(", ")}`);
+    if (!MODES.includes(mode)) throw new InvalidRule(`mode must be one of ${MODES.join(", ")}`);
+    const num = (name: string, ok: (n: number) => boolean) => {
+      const v = o[name];
+      if (v === undefined) return undefined;
+      if (typeof v !== "number" || !ok(v)) throw new InvalidRule(`${name} is out of range`);
+      return v;
+    };
+    const rule: FaultRule = {
+      id: this.nextId++,
+      kind,
+      mode,
+      count: num("count", (n) => Number.isInteger(n) && n > 0),
+      fraction: num("fraction", (n) => n >= 0 && n <= 1),
+      delayMs: num("delayMs", (n) => n >= 0) ?? 100,
+      retryAfterMs: num("retryAfterMs", (n) => n >= 0) ?? 50,
+      seed: num("seed", Number.isInteger) ?? 1,
+      fired: 0,
+    };
+    this.rules.push({ rule, next: random(rule.seed) });
+    return rule;
+  }
+
+  clear() {
+    this.rules = [];
+  }
+
+  list(): (FaultRule & { active: boolean })[] {
+    return this.rules.map(({ rule }) => ({ ...rule, active: rule.count === undefined || rule.fired < rule.count }));
+  }
+
+  /** Counts the request and decides its faults: delays add up; the first error rule that fires wins. */
+  decide(kind: Kind): FaultDecision {
+    this.counters[kind]++;
+    const decision: FaultDecision = { delayMs: 0, error: undefined };
+    for (const { rule, next } of this.rules) {
+      if (rule.kind !== "any" && rule.kind !== kind) continue;
+      if (rule.count !== undefined && rule.fired >= rule.count) continue;
+      if (rule.mode !== "delay" && decision.error) continue;
+      if (rule.fraction !== undefined && next() >= rule.fraction) continue;
+      rule.fired++;
+      if (rule.mode === "delay") decision.delayMs += rule.delayMs;
+      else decision.error = rule;
+    }
+    return decision;
+  }
+}

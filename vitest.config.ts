@@ -1,18 +1,61 @@
-// Test projects: "workers" runs on the real Workers runtime; "node" runs the local tools (emulator, simulator).
+// Test projects: "workers" runs on the real Workers runtime against the local Cosmos emulator and provider
+// simulator (started by test/setup/services.ts); "node" runs the local tools' own suites.
+import { createHash } from "node:crypto";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { emulatorKey, keys, testContainer, testDatabase, webhookSecret } from "./test/setup/constants.ts";
+
+const digest = (key: string) => createHash("sha256").update(key).digest("hex");
 
 export default defineConfig({
   test: {
+    // Runs once, outside the Workers runtime; what it provides reaches every project.
+    globalSetup: ["test/setup/services.ts"],
     projects: [
       {
         extends: false,
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
-        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/**/*.node.test.ts", "test/e2e/**"] },
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ENVIRONMENT: "test",
+                COSMOS_ENDPOINT: inject("cosmosEndpoint"),
+                COSMOS_KEY: emulatorKey,
+                COSMOS_DATABASE: testDatabase,
+                COSMOS_CONTAINER: testContainer,
+                COSMOS_REQUEST_TIMEOUT_MS: "5000",
+                COSMOS_THROTTLE_MAX_WAIT_S: "5",
+                PROVIDER_URL: inject("providerUrl"),
+                PROVIDER_TIMEOUT_MS: "2000",
+                WEBHOOK_SECRET: webhookSecret,
+                MERCHANT_KEYS: JSON.stringify({ "merchant-a": [digest(keys.merchantA), digest(keys.merchantARotated)], "merchant-b": [digest(keys.merchantB)] }),
+                ADMIN_KEYS: digest(keys.admin),
+                LEGACY_MERCHANT_ID: "merchant-a",
+                CURRENCIES: "GBP,EUR,USD,JPY,KWD",
+                RETRY_BASE_SECONDS: "0",
+                RELAY_CHECK_MS: "200",
+                RELAY_SETTLE_MS: "1000",
+                WATCHDOG_MS: "60000",
+              },
+              queueConsumers: {
+                "payment-events": { maxBatchTimeout: 0, maxRetries: 2, deadLetterQueue: "payment-events-dlq" },
+                "payment-events-dlq": { maxBatchTimeout: 0 },
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/**/*.node.test.ts", "test/e2e/**"],
+          // One provider simulator serves every file: files that change its settings must not overlap.
+          fileParallelism: false,
+        },
       },
       {
         extends: false,
-        test: { name: "node", include: ["test/**/*.node.test.ts"], environment: "node" },
+        test: { name: "node", include: ["test/**/*.node.test.ts"], exclude: ["test/e2e/**"], environment: "node" },
       },
     ],
   },

@@ -69,9 +69,12 @@ export class PaymentObject extends DurableObject<Env> {
     const fingerprint = JSON.stringify([req.amountMinor, req.currency, Object.entries(req.metadata).sort()]);
     return this.serialize(() =>
       this.idempotent(`create:${idempotencyKey}`, idempotencyKey !== null, fingerprint, async () => {
-        // A brand-new object appends at version 0 without reading: a conflict (the stream exists) re-syncs.
-        if (this.meta() === null && this.version === 0) this.remember(req.paymentId);
-        else {
+        // A brand-new object appends at version 0 without reading: the append's version check proves the stream
+        // new, and a conflict (it exists) re-syncs through the missing tail.
+        if (this.meta() === null && !this.loading) {
+          this.remember(req.paymentId);
+          this.loading = Promise.resolve();
+        } else {
           await this.ensureLoaded(req.paymentId);
           if (this.state.status !== "none" && this.ownerOf(this.state) !== caller.merchantId)
             return failure("idempotency_key_reused", "this idempotency key was used for another payment");

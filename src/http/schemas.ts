@@ -54,7 +54,7 @@ export const idempotencyKeyHeader = z.object({
     .max(255, { error: "Idempotency-Key is at most 255 characters" })
     .regex(/^[\x21-\x7e]+$/, { error: "Idempotency-Key is printable ASCII without spaces" })
     .optional()
-    .openapi({ param: { name: "Idempotency-Key", in: "header" }, description: "A retry with the same key and body replays the first answer" }),
+    .openapi({ param: { name: "idempotency-key", in: "header" }, description: "A retry with the same key and body replays the first answer" }),
 });
 
 const stall = z.object({ step: z.enum(steps), reason: z.string(), attempts: z.number(), at: z.string() }).nullable();

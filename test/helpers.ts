@@ -1,0 +1,68 @@
+// Helpers for tests on the Workers runtime: calls into the Worker, direct Cosmos access, polling with a deadline.
+import { env, exports } from "cloudflare:workers";
+import { inject, vi } from "vitest";
+import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
+import type { PaymentResource } from "../src/payment/resource.ts";
+import { keys } from "./setup/constants.ts";
+
+export type Json = Record<string, any>;
+
+export async function api(path: string, init: { method?: string; body?: unknown; key?: string | null; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...init.headers };
+  const key = init.key === undefined ? keys.merchantA : init.key;
+  if (key) headers.authorization = `Bearer ${key}`;
+  let body: string | undefined;
+  if (init.body !== undefined) {
+    body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
+    headers["content-type"] ??= "application/json";
+  }
+  const res = await exports.default.fetch(`http://pay.test${path}`, { method: init.method ?? (body ? "POST" : "GET"), headers, body });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : null) as Json, text };
+}
+
+export async function createPayment(body: Json = { amount: 86.1, currency: "GBP" }, opts: { key?: string; idempotencyKey?: string } = {}) {
+  const res = await api("/api/payments", { body, key: opts.key ?? keys.merchantA, headers: opts.idempotencyKey ? { "idempotency-key": opts.idempotencyKey } : {} });
+  if (res.status !== 201) throw new Error(`create answered ${res.status}: ${res.text}`);
+  return res.body as PaymentResource;
+}
+
+/** Polls the payment until `until` holds (deadline 15 s). */
+export async function waitForPayment(id: string, until: (p: PaymentResource) => boolean, key = keys.merchantA) {
+  return vi.waitFor(
+    async () => {
+      const res = await api(`/api/payments/${id}`, { key });
+      if (res.status !== 200 || !until(res.body as PaymentResource)) throw new Error(`payment ${id}: ${res.status} ${res.body?.status}`);
+      return res.body as PaymentResource;
+    },
+    { timeout: 15_000, interval: 20 },
+  );
+}
+
+export const store = () =>
+  CosmosEventStore.connect({
+    endpoint: env.COSMOS_ENDPOINT,
+    key: env.COSMOS_KEY,
+    database: env.COSMOS_DATABASE,
+    container: env.COSMOS_CONTAINER,
+    requestTimeoutMs: 5000,
+    throttleRetries: 9,
+    throttleMaxWaitSeconds: 5,
+  });
+
+const cosmos = () => inject("cosmosEndpoint");
+const provider = () => inject("providerUrl");
+
+export const emulator = {
+  counters: async () => (await (await fetch(`${cosmos()}/_emulator/counters`)).json()) as Record<string, number>,
+  resetCounters: () => fetch(`${cosmos()}/_emulator/counters/reset`, { method: "POST" }),
+  fault: (rule: Json) => fetch(`${cosmos()}/_emulator/faults`, { method: "POST", body: JSON.stringify(rule) }),
+  clearFaults: () => fetch(`${cosmos()}/_emulator/faults`, { method: "DELETE" }),
+};
+
+export const simulator = {
+  calls: async () => (await (await fetch(`${provider()}/_sim/calls`)).json()) as Json[],
+  payments: async () => (await (await fetch(`${provider()}/_sim/payments`)).json()) as Json,
+  settings: (s: Json) => fetch(`${provider()}/_sim/settings`, { method: "POST", body: JSON.stringify(s) }),
+  reset: () => fetch(`${provider()}/_sim/reset`, { method: "POST" }),
+};

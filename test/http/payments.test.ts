@@ -1,0 +1,233 @@
+import { describe, expect, it } from "vitest";
+import { uuidPattern } from "../../src/core/ids.ts";
+import { api, createPayment, emulator, type Json } from "../helpers.ts";
+import { keys } from "../setup/constants.ts";
+
+const problemOf = (res: { status: number; headers: Headers; body: Json }) => ({
+  status: res.status,
+  type: res.headers.get("content-type"),
+  code: res.body?.code,
+});
+
+describe("creating a payment on Regis Pay's route", () => {
+  it.each(["GBP", "EUR", "USD"])("answers 200 with a payment id for 100 %s", async (currency) => {
+    const res = await api("/api/payment/create", { body: { amount: 100, currency } });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ paymentId: expect.stringMatching(uuidPattern) });
+  });
+
+  it.each([0, -5])("refuses amount %s with an amount error", async (amount) => {
+    const res = await api("/api/payment/create", { body: { amount, currency: "GBP" } });
+    expect(problemOf(res)).toEqual({ status: 400, type: "application/problem+json", code: "validation_failed" });
+    expect(res.body.errors.amount).toEqual([expect.any(String)]);
+  });
+
+  it.each([{ amount: 10 }, { amount: 10, currency: "YEN" }, { amount: 10, currency: "gbp" }])("refuses a missing or unsupported currency: %j", async (body) => {
+    const res = await api("/api/payment/create", { body });
+    expect(res.status).toBe(400);
+    expect(res.body.errors.currency).toEqual([expect.any(String)]);
+  });
+});
+
+describe("creating a payment", () => {
+  it("answers 201 with the resource and its Location", async () => {
+    const res = await api("/api/payments", { body: { amount: 86.1, currency: "GBP", metadata: { orderId: "A-1" } } });
+    expect(res.status).toBe(201);
+    expect(res.headers.get("location")).toBe(`/api/payments/${res.body.id}`);
+    expect(res.body).toMatchObject({ object: "payment", amount: 86.1, currency: "GBP", status: "initiated", version: 1, metadata: { orderId: "A-1" }, refunds: [] });
+  });
+
+  it.each([
+    [{ amount: 86.123, currency: "GBP" }, "amount"],
+    [{ amount: 1.5, currency: "JPY" }, "amount"],
+    [{ amount: 1.2345, currency: "KWD" }, "amount"],
+    [{ amount: 1_000_001, currency: "GBP" }, "amount"],
+    [{ amount: "10", currency: "GBP" }, "amount"],
+    [{ amount: 10, currency: "GBP", colour: "red" }, "colour"],
+    [{ amount: 10, currency: "GBP", metadata: { ["k".repeat(41)]: "v" } }, `metadata.${"k".repeat(41)}`],
+    [{ amount: 10, currency: "GBP", metadata: { k: "v".repeat(501) } }, "metadata.k"],
+    [{ amount: 10, currency: "GBP", metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, "v"])) }, "metadata"],
+  ])("refuses %j with an error on %s", async (body, field) => {
+    const res = await api("/api/payments", { body });
+    expect(problemOf(res)).toEqual({ status: 400, type: "application/problem+json", code: "validation_failed" });
+    expect(Object.keys(res.body.errors)).toContain(field);
+  });
+
+  it("accepts each currency's own precision", async () => {
+    for (const [amount, currency] of [[100, "JPY"], [1.234, "KWD"], [0.01, "USD"]] as const)
+      expect((await api("/api/payments", { body: { amount, currency } })).body).toMatchObject({ amount, currency });
+  });
+
+  it("answers 413 to a body over 16 KiB, 415 to another content type, 400 to malformed JSON", async () => {
+    const huge = await api("/api/payments", { body: JSON.stringify({ amount: 1, currency: "GBP", pad: "x".repeat(17_000) }) });
+    expect(problemOf(huge)).toMatchObject({ status: 413, code: "payload_too_large" });
+    const text = await api("/api/payments", { body: "amount=1", headers: { "content-type": "text/plain" } });
+    expect(problemOf(text)).toMatchObject({ status: 415, code: "unsupported_media_type" });
+    const malformed = await api("/api/payments", { body: '{"amount": 1,' });
+    expect(problemOf(malformed)).toMatchObject({ status: 400, code: "malformed_json" });
+  });
+});
+
+describe("reading payments", () => {
+  it("answers 404 to an id that is not a UUID, without touching Cosmos", async () => {
+    await emulator.resetCounters();
+    for (const id of ["not-a-uuid", "..%2F..%2Fadmin", "7551548a-b366-4081-9330-ae19bfc5557", "%00"]) {
+      const res = await api(`/api/payments/${id}`);
+      expect(res.status).toBe(404);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+    }
+    expect(await emulator.counters()).toMatchObject({ query: 0, read: 0, sproc: 0 });
+  });
+
+  it("answers 404 to a payment that does not exist", async () => {
+    expect(problemOf(await api(`/api/payments/${crypto.randomUUID()}`))).toMatchObject({ status: 404, code: "payment_not_found" });
+  });
+
+  it("serves the history in the stored shape, paged", async () => {
+    const payment = await createPayment();
+    const first = await api(`/api/payments/${payment.id}/events?limit=1`);
+    expect(first.status).toBe(200);
+    expect(first.body.events).toEqual([
+      {
+        id: `pay:${payment.id}:1`,
+        stream: { id: `pay:${payment.id}`, version: 1 },
+        eventType: "PaymentInitiated",
+        eventData: { PaymentId: payment.id, Amount: 86.1, Currency: "GBP", MerchantId: "merchant-a", Timestamp: payment.initiatedAt },
+        eventId: expect.stringMatching(uuidPattern),
+        metadata: { correlationId: expect.any(String), causationId: expect.any(String) },
+      },
+    ]);
+    expect(first.body.events[0]).not.toHaveProperty("_etag");
+    if (first.body.nextFromVersion !== null) {
+      const next = await api(`/api/payments/${payment.id}/events?fromVersion=${first.body.nextFromVersion}&limit=1`);
+      expect(next.body.events[0].stream.version).toBe(2);
+    }
+  });
+
+  it("refuses unknown query parameters", async () => {
+    const payment = await createPayment();
+    expect((await api(`/api/payments/${payment.id}?verbose=1`)).status).toBe(400);
+    expect((await api(`/api/payments/${payment.id}?atVersion=0`)).status).toBe(400);
+    expect((await api(`/api/payments/${payment.id}?asOf=yesterday`)).status).toBe(400);
+  });
+});
+
+describe("request ids", () => {
+  it("echoes the caller's Request-Id, or makes one", async () => {
+    expect((await api("/health", { headers: { "request-id": "req-123" } })).headers.get("request-id")).toBe("req-123");
+    expect((await api("/health")).headers.get("request-id")).toMatch(uuidPattern);
+  });
+  it("puts it in problems", async () => {
+    const res = await api("/api/payments/nope", { headers: { "request-id": "req-456" } });
+    expect(res.body.requestId).toBe("req-456");
+  });
+});
+
+describe("health and OpenAPI", () => {
+  it("answers health when Cosmos is reachable", async () => {
+    expect(await api("/health", { key: null })).toMatchObject({ status: 200, body: { status: "ok" } });
+  });
+
+  it("serves an OpenAPI 3.1 document generated from the request schemas", async () => {
+    const doc = await api("/openapi.json", { key: null });
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.body.paths)).toEqual(
+      expect.arrayContaining(["/api/payments", "/api/payment/create", "/api/payments/{id}", "/api/payments/{id}/events", "/api/payments/{id}/cancel", "/api/payments/{id}/refunds", "/admin/payments/{id}/redrive"]),
+    );
+    const { createPaymentBody } = await import("../../src/http/schemas.ts");
+    const schema = doc.body.components.schemas.CreatePayment;
+    // The document follows the schema that validates requests: its fields, requirements and strictness.
+    expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(createPaymentBody.shape).sort());
+    expect(schema.required.sort()).toEqual(["amount", "currency"]);
+    expect(schema.additionalProperties).toBe(false);
+    expect(schema.properties.amount.exclusiveMinimum).toBe(0);
+  });
+});
+
+describe("authentication", () => {
+  it("answers 401 without a key or with a wrong one", async () => {
+    for (const key of [null, "sk_wrong"]) {
+      const res = await api("/api/payments", { body: { amount: 1, currency: "GBP" }, key });
+      expect(problemOf(res)).toEqual({ status: 401, type: "application/problem+json", code: "unauthorized" });
+    }
+    expect((await api("/api/payments", { body: { amount: 1, currency: "GBP" }, headers: { authorization: "Basic abc" }, key: null })).status).toBe(401);
+  });
+
+  it("accepts every key of a merchant, so keys can be rotated", async () => {
+    const payment = await createPayment({ amount: 5, currency: "GBP" }, { key: keys.merchantARotated });
+    expect((await api(`/api/payments/${payment.id}`, { key: keys.merchantA })).status).toBe(200);
+  });
+
+  it("hides a payment from every other merchant, on every route", async () => {
+    const payment = await createPayment();
+    const other = keys.merchantB;
+    const routes = [
+      api(`/api/payments/${payment.id}`, { key: other }),
+      api(`/api/payments/${payment.id}?atVersion=1`, { key: other }),
+      api(`/api/payments/${payment.id}/events`, { key: other }),
+      api(`/api/payments/${payment.id}/refunds`, { key: other }),
+      api(`/api/payments/${payment.id}/cancel`, { key: other, body: {} }),
+      api(`/api/payments/${payment.id}/refunds`, { key: other, body: { amount: 1 } }),
+    ];
+    for (const res of await Promise.all(routes)) expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
+    expect((await api(`/api/payments/${payment.id}`)).body.status).not.toBe("cancelled");
+  });
+
+  it("keeps operator routes for the admin key", async () => {
+    const payment = await createPayment();
+    expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.merchantA })).status).toBe(401);
+    expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).status).toBe(202);
+    expect((await api(`/api/payments/${payment.id}`, { key: keys.admin })).status).toBe(401);
+  });
+});
+
+describe("idempotency", () => {
+  it("replays the original status and body for a retry with the same key and body", async () => {
+    const key = crypto.randomUUID();
+    const body = { amount: 12.5, currency: "EUR" };
+    const first = await api("/api/payments", { body, headers: { "idempotency-key": key } });
+    const again = await api("/api/payments", { body, headers: { "idempotency-key": key } });
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+  });
+
+  it("answers 422 for the same key with a different body", async () => {
+    const key = crypto.randomUUID();
+    await api("/api/payments", { body: { amount: 1, currency: "GBP" }, headers: { "idempotency-key": key } });
+    const res = await api("/api/payments", { body: { amount: 2, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(problemOf(res)).toMatchObject({ status: 422, code: "idempotency_key_reused" });
+  });
+
+  it("shares one key namespace per merchant across both create routes, and keeps merchants apart", async () => {
+    const key = crypto.randomUUID();
+    const legacy = await api("/api/payment/create", { body: { amount: 3, currency: "USD" }, headers: { "idempotency-key": key } });
+    const modern = await api("/api/payments", { body: { amount: 3, currency: "USD" }, headers: { "idempotency-key": key } });
+    expect(modern.body.id).toBe(legacy.body.paymentId);
+    const otherMerchant = await api("/api/payments", { body: { amount: 3, currency: "USD" }, headers: { "idempotency-key": key }, key: keys.merchantB });
+    expect(otherMerchant.status).toBe(201);
+    expect(otherMerchant.body.id).not.toBe(legacy.body.paymentId);
+  });
+
+  it("creates exactly one payment for 50 concurrent requests with one key", async () => {
+    const key = crypto.randomUUID();
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => api("/api/payments", { body: { amount: 7, currency: "GBP" }, headers: { "idempotency-key": key } })),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.every((s) => s === 201 || s === 409)).toBe(true);
+    const created = results.filter((r) => r.status === 201);
+    expect(new Set(created.map((r) => r.body.id)).size).toBe(1);
+    expect(created.filter((r) => r.headers.get("idempotent-replayed") !== "true")).toHaveLength(1);
+    const history = await api(`/api/payments/${created[0]!.body.id}/events`);
+    expect(history.body.events.filter((e: Json) => e.eventType === "PaymentInitiated")).toHaveLength(1);
+  });
+
+  it("refuses a key longer than 255 characters", async () => {
+    const res = await api("/api/payments", { body: { amount: 1, currency: "GBP" }, headers: { "idempotency-key": "k".repeat(256) } });
+    expect(res.status).toBe(400);
+    expect(Object.keys(res.body.errors)).toContain("idempotency-key");
+  });
+});

@@ -1,17 +1,18 @@
 // Stored procedures: each body compiled once into a reusable node:vm context, run with Cosmos's server-side API (getContext(), __), all writes undone on failure.
 import { randomUUID } from "node:crypto";
 import vm from "node:vm";
+import { instrument } from "./instrument.ts";
 import { QueryError, runQuery, type Doc, type QueryParameter } from "./query.ts";
 import { CosmosError, badRequest, notFound, type Container, type Rec, type Store, type Tx } from "./store.ts";
 
 type Callback = (err: unknown, ...results: unknown[]) => void;
 
-/** One body, compiled once. Its context is reused: globals a run leaves behind are removed after it. */
+/** One body, compiled once. Its context is reused: globals a run adds or replaces are put back after it. */
 type Compiled = {
   script: vm.Script;
-  context: vm.Context;
   global: Record<string, unknown>;
-  baseline: Map<string, unknown>;
+  builtinNames: string[];
+  builtinValues: unknown[];
   JSON: JSON;
   Error: ErrorConstructor;
 };
@@ -28,6 +29,9 @@ type Exec = {
   queue: (() => void)[];
   next: number;
   softDeadline: number;
+  deadline: number;
+  ticks: number;
+  expired: boolean;
   failure: { error: unknown } | undefined;
   requestHeaders: Record<string, string | string[] | undefined>;
 };
@@ -45,9 +49,6 @@ const ErrorCodes = Object.freeze({
   InternalServerError: 500,
 });
 
-/** The script-side error for a failed operation: `number` is its HTTP status, as in Cosmos. */
-const opErrors = new WeakSet<object>();
-
 let current: Exec | undefined;
 
 function exec(): Exec {
@@ -64,7 +65,6 @@ function scriptError(ex: Exec, err: CosmosError): Error {
   e.number = err.status;
   e.body = JSON.stringify({ code: err.code, message: err.message });
   if (err.substatus !== undefined) e.substatus = err.substatus;
-  opErrors.add(e);
   return e;
 }
 
@@ -79,7 +79,9 @@ function optionsAndCallback(a: unknown, b: unknown): [Record<string, unknown>, C
  */
 function operate(cb: Callback | undefined, op: (ex: Exec) => unknown[]): boolean {
   const ex = exec();
-  if (performance.now() > ex.softDeadline) return false;
+  const now = performance.now();
+  if (ex.expired || now > ex.deadline) expire(ex);
+  if (now > ex.softDeadline) return false;
   let results: unknown[];
   try {
     results = op(ex);
@@ -249,6 +251,17 @@ const scriptConsole = Object.freeze({
   log: (...a: unknown[]) => void exec().logs.push(a.map((x) => (typeof x === "string" ? x : JSON.stringify(x))).join(" ")),
 });
 
+function expire(ex: Exec): never {
+  ex.expired = true;
+  throw new ex.compiled.Error("The stored procedure exceeded its time budget.");
+}
+
+/** Called by the instrumented script at every loop iteration and function entry. */
+function budget(): void {
+  const ex = current;
+  if (ex && (ex.expired || ((++ex.ticks & 15) === 0 && performance.now() > ex.deadline))) expire(ex);
+}
+
 function drain(): void {
   const ex = exec();
   while (ex.next < ex.queue.length) ex.queue[ex.next++]!();
@@ -264,33 +277,55 @@ function runEntry(fn: unknown): void {
 }
 
 const drainScript = new vm.Script("__drain()");
+
+/** Cosmos scripts may write `new Error(404, "message")`: the number becomes the error's `number` (the sub-status). */
+const COSMOS_ERROR = `(function (E) {
+  function Error(a, b) {
+    if (typeof a === "number" && typeof b === "string") { var e = new E(b); e.number = a; return e; }
+    return new.target ? Reflect.construct(E, arguments, new.target) : E.apply(this, arguments);
+  }
+  Object.setPrototypeOf(Error, E);
+  Error.prototype = E.prototype;
+  return Error;
+})(Error)`;
 const compiledByBody = new Map<string, Compiled>();
 const COMPILED_LIMIT = 256;
+
+/** The body as a script calling `__run(entry)`, with budget checks inserted. */
+function scriptOf(body: string): vm.Script {
+  // A single function (expression or declaration), or else a script whose first declared function is the entry point.
+  const name = /function\s+([A-Za-z_$][\w$]*)/.exec(body)?.[1] ?? "undefined";
+  const forms = [`__run((\n${body}\n))`, `__run((function () {\n${body}\n;return ${name};})())`];
+  let error: unknown;
+  for (const form of forms) {
+    try {
+      return new vm.Script(instrument(form, "__budget"), { filename: "sproc.js" });
+    } catch (err) {
+      error ??= err;
+    }
+  }
+  throw badRequest(`Encountered exception while compiling Javascript. Exception = ${String(error)}`);
+}
 
 /** Compiles a body (cached by its text); a syntax error is a 400, as Cosmos answers at creation. */
 export function compileSproc(body: string): Compiled {
   let compiled = compiledByBody.get(body);
   if (compiled) return compiled;
-  let script: vm.Script;
-  try {
-    script = new vm.Script(`__run((\n${body}\n))`, { filename: "sproc.js" });
-  } catch {
-    // Not a single function expression: a script declaring functions, the first one being the entry point.
-    const name = /function\s+([A-Za-z_$][\w$]*)/.exec(body)?.[1];
-    try {
-      script = new vm.Script(`__run((function () {\n${body}\n;return ${name};})())`, { filename: "sproc.js" });
-    } catch (err) {
-      throw badRequest(`Encountered exception while compiling Javascript. Exception = ${String(err)}`);
-    }
-  }
-  const vmContext = vm.createContext({}, { microtaskMode: "afterEvaluate" });
-  const global = vm.runInContext("globalThis", vmContext) as Record<string, unknown>;
-  Object.assign(global, { getContext: () => context, __: collection, ErrorCodes, console: scriptConsole, __run: runEntry, __drain: drain });
+  const script = scriptOf(body);
+  // DONT_CONTEXTIFY: an ordinary global object, much cheaper to inspect after each run than a contextified one.
+  const global = vm.createContext(vm.constants.DONT_CONTEXTIFY, {
+    microtaskMode: "afterEvaluate",
+    codeGeneration: { strings: false, wasm: false },
+  }) as Record<string, unknown>;
+  global.Error = vm.runInContext(COSMOS_ERROR, global);
+  const builtinNames = Object.getOwnPropertyNames(global).filter((k) => "value" in Object.getOwnPropertyDescriptor(global, k)!);
+  const api = { getContext: () => context, __: collection, ErrorCodes, console: scriptConsole, __run: runEntry, __drain: drain, __budget: budget };
+  for (const [k, value] of Object.entries(api)) Object.defineProperty(global, k, { value, enumerable: false, writable: false, configurable: false });
   compiled = {
     script,
-    context: vmContext,
     global,
-    baseline: new Map(Object.getOwnPropertyNames(global).map((k) => [k, global[k]])),
+    builtinNames,
+    builtinValues: builtinNames.map((k) => global[k]),
     JSON: global.JSON as JSON,
     Error: global.Error as ErrorConstructor,
   };
@@ -299,13 +334,15 @@ export function compileSproc(body: string): Compiled {
   return compiled;
 }
 
-/** Puts the context's globals back as they were before the run, so runs do not leak state into each other. */
-function restoreGlobals({ global, baseline }: Compiled) {
-  for (const k of Object.getOwnPropertyNames(global)) {
-    if (baseline.has(k)) continue;
-    if (!Reflect.deleteProperty(global, k)) Reflect.set(global, k, undefined);
-  }
-  for (const [k, v] of baseline) if (!Object.is(global[k], v)) Reflect.set(global, k, v);
+/**
+ * Puts the context's globals back as they were before the run, so runs do not leak state into each other:
+ * globals a run adds (they are enumerable; the built-ins are not) are deleted, built-ins it replaced are restored.
+ * Not undone: changes inside built-in objects (e.g. a method added to Array.prototype).
+ */
+function restoreGlobals({ global, builtinNames, builtinValues }: Compiled) {
+  for (const k of Object.keys(global)) if (!Reflect.deleteProperty(global, k)) Reflect.set(global, k, undefined);
+  for (let i = 0; i < builtinNames.length; i++)
+    if (global[builtinNames[i]!] !== builtinValues[i]) Reflect.set(global, builtinNames[i]!, builtinValues[i]);
 }
 
 export type SprocRequest = {
@@ -341,45 +378,47 @@ export function executeSproc(req: SprocRequest): SprocOutcome {
     queue: [],
     next: 0,
     softDeadline: started + req.timeoutMs * 0.8,
+    deadline: started + req.timeoutMs,
+    ticks: 0,
+    expired: false,
     failure: undefined,
     requestHeaders: req.headers,
   };
   current = ex;
   try {
-    compiled.script.runInContext(compiled.context, { timeout: req.timeoutMs, displayErrors: false });
+    compiled.script.runInContext(compiled.global, { displayErrors: false });
     // Promise continuations run after each evaluation and may have queued more callbacks.
-    while (ex.next < ex.queue.length) {
-      const left = Math.max(1, Math.ceil(req.timeoutMs - (performance.now() - started)));
-      drainScript.runInContext(compiled.context, { timeout: left, displayErrors: false });
-    }
+    while (ex.next < ex.queue.length && !ex.expired) drainScript.runInContext(compiled.global, { displayErrors: false });
+    if (ex.expired) throw TIMED_OUT;
     if (ex.failure) throw ex.failure.error;
     const body = ex.body === undefined ? "" : JSON.stringify(ex.body);
     req.store.commit(tx);
     return { body, logs: ex.logs };
   } catch (err) {
     req.store.rollback(tx);
-    throw failureOf(req, err);
+    // Once the budget is spent, whatever the script did with the error, the run has timed out.
+    throw failureOf(req, ex.expired ? TIMED_OUT : err);
   } finally {
     current = undefined;
     restoreGlobals(compiled);
   }
 }
 
+const TIMED_OUT = Symbol("timed out");
+
 function failureOf(req: SprocRequest, err: unknown): CosmosError {
-  if ((err as { code?: unknown })?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT")
+  if (err === TIMED_OUT)
     return new CosmosError(
       408,
       "RequestTimeout",
       `Execution of the stored procedure '${String(req.sproc.id)}' exceeded its time budget of ${req.timeoutMs} ms; all its writes were rolled back.`,
     );
-  if (err !== null && typeof err === "object" && opErrors.has(err)) {
-    const e = err as { number: number; message: string };
-    const code = e.number === 409 ? "Conflict" : e.number === 404 ? "NotFound" : e.number === 412 ? "PreconditionFailed" : "BadRequest";
-    return new CosmosError(e.number, code, e.message);
-  }
-  const text = err instanceof Object && "stack" in err && typeof err.stack === "string" ? err.stack : String(err);
+  // As Cosmos: a 400 whatever was thrown, with the error's `number` (e.g. 409 from a failed create) as the sub-status.
+  const e = err as { stack?: unknown; number?: unknown } | null;
+  const text = typeof e?.stack === "string" ? e.stack : String(err);
   const summary = JSON.stringify({ Errors: [`Encountered exception while executing function. Exception = ${text}`] });
-  return badRequest(`Message: ${summary}\r\nActivityId: ${randomUUID()}, Request URI: /${req.c.self}sprocs/${String(req.sproc._rid)}/, SDK: cosmos-emulator`);
+  const message = `Message: ${summary}\r\nActivityId: ${randomUUID()}, Request URI: /${req.c.self}sprocs/${String(req.sproc._rid)}/, SDK: cosmos-emulator`;
+  return new CosmosError(400, "BadRequest", message, typeof e?.number === "number" ? e.number : undefined);
 }
 
 // ---- user-defined functions, for queries: compiled once per body in one shared context (no time budget)

@@ -97,9 +97,10 @@ export class FileJournal implements Journal {
     this.lines = lines;
   }
 
+  /** Compacts, so the next start reads a snapshot rather than a history. */
   close() {
     if (this.fd < 0) return;
-    if (this.wasteful()) this.compact();
+    this.compact();
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = -1;

@@ -15,6 +15,7 @@ type Compiled = {
   builtinValues: unknown[];
   JSON: JSON;
   Error: ErrorConstructor;
+  onRejected: (promise: unknown, report: (error: unknown) => void) => void;
 };
 
 type Exec = {
@@ -271,8 +272,7 @@ function runEntry(fn: unknown): void {
   const ex = exec();
   if (typeof fn !== "function") throw new ex.compiled.Error("The stored procedure body is not a function.");
   const r = (fn as (...a: unknown[]) => unknown).apply(undefined, ex.args);
-  if (r && typeof (r as Promise<unknown>).then === "function")
-    (r as Promise<unknown>).then(undefined, (error: unknown) => void (ex.failure ??= { error }));
+  if (r && typeof (r as Promise<unknown>).then === "function") ex.compiled.onRejected(r, (error) => void (ex.failure ??= { error }));
   drain();
 }
 
@@ -328,6 +328,8 @@ export function compileSproc(body: string): Compiled {
     builtinValues: builtinNames.map((k) => global[k]),
     JSON: global.JSON as JSON,
     Error: global.Error as ErrorConstructor,
+    // A reaction runs on the microtask queue of its handler's realm: the handler must be the context's, not ours.
+    onRejected: vm.runInContext("(function (p, report) { p.then(undefined, function (e) { report(e); }); })", global),
   };
   if (compiledByBody.size >= COMPILED_LIMIT) compiledByBody.delete(compiledByBody.keys().next().value as string);
   compiledByBody.set(body, compiled);

@@ -120,6 +120,7 @@ export function pkKeyOfHeader(header: string): string {
 }
 
 const ridBytes = (n: number) => randomBytes(n);
+const MAX_DOCUMENT_BYTES = 2 * 1024 * 1024;
 
 type Write = { c: Container; part: Partition; id: string; prev: Rec | undefined; next: Rec | undefined };
 
@@ -349,14 +350,18 @@ export class Store {
 
   private newRec(c: Container, pk: string, body: Doc, rid: string | undefined): Rec {
     const time = this.now();
-    const lsn = ++this.lsn;
+    const lsn = this.lsn + 1;
     const docRid = rid ?? docRidOf(c.rid, lsn);
     body._rid = docRid;
     body._self = `${c.self}docs/${docRid}/`;
     body._etag = etagOf(lsn, time);
     body._attachments = "attachments/";
     body._ts = Math.floor(time / 1000);
-    return { id: body.id as string, pk, body, json: JSON.stringify(body), lsn, time };
+    const json = JSON.stringify(body);
+    if (json.length > MAX_DOCUMENT_BYTES / 4 && Buffer.byteLength(json) > MAX_DOCUMENT_BYTES)
+      throw new CosmosError(413, "RequestEntityTooLarge", "Request size is too large: a document must be at most 2 MB.");
+    this.lsn = lsn;
+    return { id: body.id as string, pk, body, json, lsn, time };
   }
 
   /** Checks the partition key of a body against the one the request is scoped to, and returns the body's. */

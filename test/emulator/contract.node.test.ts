@@ -96,6 +96,10 @@ describe("items", () => {
     expect((await container.item("r", "p1").read()).resource?.n).toBe(2);
   });
 
+  it("refuses a document larger than 2 MB with 413", async () => {
+    await expect(container.items.create({ id: "huge", pk: "p1", blob: "x".repeat(2.1 * 1024 * 1024) })).rejects.toMatchObject({ code: 413 });
+  });
+
   it("upserts (201 then 200), patches and deletes", async () => {
     expect((await container.items.upsert({ id: "u", pk: "p2", n: 1 })).statusCode).toBe(201);
     const upserted = await container.items.upsert({ id: "u", pk: "p2", n: 5 });
@@ -154,6 +158,12 @@ describe("queries", () => {
       .query<{ id: string }>({ query: "SELECT c.id FROM c WHERE c.kind = @kind", parameters: [{ name: "@kind", value: "odd" }] })
       .fetchAll();
     expect(resources.map((d) => d.id).sort()).toEqual(["elsewhere", "q1", "q3", "q5", "q7"]);
+  });
+
+  it("calls user-defined functions", async () => {
+    await container.scripts.userDefinedFunctions.create({ id: "square", body: "function (n) { return n * n; }" });
+    const { resources } = await container.items.query<number>("SELECT VALUE udf.square(c.n) FROM c WHERE c.n <= 3 ORDER BY c.n", { partitionKey: "qp" }).fetchAll();
+    expect(resources).toEqual([1, 4, 9]);
   });
 
   it("answers 400 to a malformed query", async () => {

@@ -28,6 +28,22 @@ describe.skipIf(realAccount)("the emulator", () => {
 
   const sproc = (id: string, body: string) => container.scripts.storedProcedures.create({ id, body }).then(() => container.scripts.storedProcedure(id));
 
+  describe("when a client connects", () => {
+    it("advertises its own http address, and serves a client with endpoint discovery off (as in workerd)", async () => {
+      const { resource } = await h.client.getDatabaseAccount();
+      expect(resource?.writableLocations.map((l) => l.databaseAccountEndpoint)).toEqual([`${emulator.url}/`]);
+      const plain = new CosmosClient({ endpoint: emulator.url, key: "any", connectionPolicy: { enableEndpointDiscovery: false } });
+      try {
+        const c = plain.database(h.database.id).container(container.id);
+        await c.items.create({ id: "no-discovery", pk: "nd" });
+        expect((await c.item("no-discovery", "nd").read()).statusCode).toBe(200);
+        expect((await c.items.query("SELECT VALUE COUNT(1) FROM c", { partitionKey: "nd" }).fetchAll()).resources).toEqual([1]);
+      } finally {
+        plain.dispose();
+      }
+    });
+  });
+
   describe("when counting requests", () => {
     it("counts each request by operation kind, and resets", async () => {
       const everyKind = async (n: number) => {

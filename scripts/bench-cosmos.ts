@@ -5,18 +5,20 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CosmosClient, type Container } from "@azure/cosmos";
 import { APPEND_SPROC_BODY, APPEND_SPROC_ID } from "./cosmos/appendSproc.ts";
+import { EMULATOR_KEY } from "./cosmos/server.ts";
 
-const EMULATOR_KEY = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
 const EVENTS_PER_STREAM = 10;
 
 const { values } = parseArgs({
   options: {
     json: { type: "string" },
-    seconds: { type: "string", default: "4" },
+    seconds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "3" },
     docs: { type: "string", default: "100,100000" },
   },
 });
 const seconds = Number(values.seconds);
+const rounds = Number(values.rounds);
 const preloads = values.docs.split(",").map(Number);
 
 type Row = {
@@ -77,7 +79,6 @@ async function seed(container: Container, documents: number) {
 const event = { eventType: "PaymentInitiated", eventData: { amount: 1000, currency: "GBP" } };
 
 async function run(
-  container: Container,
   serverPid: number,
   label: { preloaded: number; mode: string; workers: number },
   append: (worker: number) => Promise<boolean>,
@@ -102,7 +103,6 @@ async function run(
   const client = process.cpuUsage(client0);
   latencies.sort((a, b) => a - b);
   const n = latencies.length;
-  void container;
   return {
     ...label,
     appendsPerSec: Math.round(n / elapsed),
@@ -114,76 +114,99 @@ async function run(
   };
 }
 
-async function bench(url: string, serverPid: number, preloaded: number): Promise<Row[]> {
+type Setup = { preloaded: number; container: Container };
+
+/** One container per preload size, in the same emulator, so that measurements can alternate between them. */
+async function prepare(client: CosmosClient, url: string): Promise<Setup[]> {
   await fetch(`${url}/_emulator/reset`, { method: "POST" });
-  const client = new CosmosClient({ endpoint: url, key: EMULATOR_KEY });
-  try {
-    const { database } = await client.databases.createIfNotExists({ id: "bench" });
-    const { container } = await database.containers.createIfNotExists({ id: "events", partitionKey: { paths: ["/stream/id"] } });
+  const { database } = await client.databases.createIfNotExists({ id: "bench" });
+  const setups: Setup[] = [];
+  for (const preloaded of preloads) {
+    const { container } = await database.containers.createIfNotExists({ id: `events-${preloaded}`, partitionKey: { paths: ["/stream/id"] } });
     await container.scripts.storedProcedures.create({ id: APPEND_SPROC_ID, body: APPEND_SPROC_BODY });
     const t = performance.now();
     await seed(container, preloaded);
-    const stats = (await (await fetch(`${url}/_emulator/stats`)).json()) as { documents: number };
-    console.error(`preloaded ${stats.documents} documents in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-    const sproc = container.scripts.storedProcedure(APPEND_SPROC_ID);
-
-    // Each worker appends to its own streams, one event at a time, starting a new stream every EVENTS_PER_STREAM events.
-    let runId = 0;
-    const own = () => {
-      const run = runId++;
-      const state = new Map<number, { stream: number; version: number }>();
-      return async (w: number) => {
-        const s = state.get(w) ?? { stream: 0, version: 0 };
-        state.set(w, s);
-        if (s.version === EVENTS_PER_STREAM) Object.assign(s, { stream: s.stream + 1, version: 0 });
-        const id = `own-${preloaded}-${run}-${w}-${s.stream}`;
-        const { resource } = await sproc.execute<boolean>(id, [id, s.version, [event]]);
-        if (resource) s.version++;
-        return resource === true;
-      };
-    };
-    // All workers append to the same 4 streams; on a version mismatch a worker re-reads the version and retries.
-    const contended = () => {
-      const versions = new Map<string, number>();
-      return async (w: number) => {
-        const id = `hot-${preloaded}-${w % 4}`;
-        const expected = versions.get(id) ?? 0;
-        const { resource } = await sproc.execute<boolean>(id, [id, expected, [event]]);
-        if (resource === true) {
-          versions.set(id, Math.max(versions.get(id) ?? 0, expected + 1));
-          return true;
-        }
-        const { resources } = await container.items
-          .query<number>({ query: "SELECT VALUE MAX(e.stream.version) FROM e WHERE e.stream.id = @s", parameters: [{ name: "@s", value: id }] }, { partitionKey: id })
-          .fetchAll();
-        versions.set(id, resources[0] ?? 0);
-        return false;
-      };
-    };
-
-    await run(container, serverPid, { preloaded, mode: "warm-up", workers: 4 }, own());
-    return [
-      await run(container, serverPid, { preloaded, mode: "sequential", workers: 1 }, own()),
-      await run(container, serverPid, { preloaded, mode: "own streams", workers: 16 }, own()),
-      await run(container, serverPid, { preloaded, mode: "contended (4 streams)", workers: 16 }, contended()),
-    ];
-  } finally {
-    client.dispose();
+    const stats = (await (await fetch(`${url}/_emulator/stats`)).json()) as { documents: number; memory: { heapUsed: number } };
+    const heapMb = Math.round(stats.memory.heapUsed / 2 ** 20);
+    console.error(`preloaded ${preloaded} documents in ${((performance.now() - t) / 1000).toFixed(1)} s (emulator: ${stats.documents} documents, heap ${heapMb} MB)`);
+    setups.push({ preloaded, container });
   }
+  return setups;
 }
 
+let runId = 0;
+
+/** Each worker appends to its own streams, one event at a time, starting a new stream every EVENTS_PER_STREAM events. */
+function ownStreams(container: Container) {
+  const run = runId++;
+  const sproc = container.scripts.storedProcedure(APPEND_SPROC_ID);
+  const state = new Map<number, { stream: number; version: number }>();
+  return async (w: number) => {
+    const s = state.get(w) ?? { stream: 0, version: 0 };
+    state.set(w, s);
+    if (s.version === EVENTS_PER_STREAM) Object.assign(s, { stream: s.stream + 1, version: 0 });
+    const id = `own-${run}-${w}-${s.stream}`;
+    const { resource } = await sproc.execute<boolean>(id, [id, s.version, [event]]);
+    if (resource === true) s.version++;
+    return resource === true;
+  };
+}
+
+/** All workers append to the same 4 (new) streams; after a version mismatch a worker re-reads the version. */
+function contended(container: Container) {
+  const run = runId++;
+  const sproc = container.scripts.storedProcedure(APPEND_SPROC_ID);
+  const versions = new Map<string, number>();
+  return async (w: number) => {
+    const id = `hot-${run}-${w % 4}`;
+    const expected = versions.get(id) ?? 0;
+    const { resource } = await sproc.execute<boolean>(id, [id, expected, [event]]);
+    if (resource === true) {
+      versions.set(id, Math.max(versions.get(id) ?? 0, expected + 1));
+      return true;
+    }
+    const { resources } = await container.items
+      .query<number>({ query: "SELECT VALUE MAX(e.stream.version) FROM e WHERE e.stream.id = @s", parameters: [{ name: "@s", value: id }] }, { partitionKey: id })
+      .fetchAll();
+    versions.set(id, resources[0] ?? 0);
+    return false;
+  };
+}
+
+const MODES = [
+  { mode: "sequential", workers: 1, make: ownStreams },
+  { mode: "own streams", workers: 16, make: ownStreams },
+  { mode: "contended (4 streams)", workers: 16, make: contended },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
 const { child, url } = await startEmulator();
+const client = new CosmosClient({ endpoint: url, key: EMULATOR_KEY });
 try {
-  const rows: Row[] = [];
-  for (const n of preloads) rows.push(...(await bench(url, child.pid!, n)));
+  const setups = await prepare(client, url);
+  await run(child.pid!, { preloaded: setups[0]!.preloaded, mode: "warm-up", workers: 16 }, ownStreams(setups[0]!.container));
+  // Rounds alternate between the containers, so that a noisy moment on the machine does not favour one of them.
+  const runs: Row[] = [];
+  for (let round = 0; round < rounds; round++)
+    for (const { mode, workers, make } of MODES)
+      for (const { preloaded, container } of setups) runs.push(await run(child.pid!, { preloaded, mode, workers }, make(container)));
+  const rows = setups.flatMap(({ preloaded }) =>
+    MODES.map(({ mode }) => {
+      const mine = runs.filter((r) => r.preloaded === preloaded && r.mode === mode);
+      const mid = median(mine.map((r) => r.appendsPerSec));
+      return { ...mine.find((r) => r.appendsPerSec === mid)!, rounds: mine.map((r) => r.appendsPerSec).join(" ") };
+    }),
+  );
   console.table(rows);
   const by = (n: number, mode: string) => rows.find((r) => r.preloaded === n && r.mode === mode)?.appendsPerSec ?? 0;
   const [small, large] = [preloads[0]!, preloads[preloads.length - 1]!];
-  const ratio = by(large, "own streams") / by(small, "own streams");
+  const ratio = by(small, "own streams") / by(large, "own streams");
   console.log(
-    `concurrency 16: ${by(small, "own streams")}/s with ${small} documents, ${by(large, "own streams")}/s with ${large} (ratio ${ratio.toFixed(2)})`,
+    `concurrency 16 (median of ${rounds}): ${by(small, "own streams")}/s with ${small} documents, ${by(large, "own streams")}/s with ${large} (${small}/${large} = ${ratio.toFixed(2)})`,
   );
-  if (values.json) writeFileSync(values.json, JSON.stringify({ seconds, rows, ratio }, null, 2) + "\n");
+  if (values.json) writeFileSync(values.json, JSON.stringify({ seconds, rounds, rows, runs, ratio }, null, 2) + "\n");
 } finally {
+  client.dispose();
   child.kill("SIGTERM");
 }

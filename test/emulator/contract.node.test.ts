@@ -1,5 +1,5 @@
 // Cosmos DB semantics through the real @azure/cosmos client: runs against the local emulator, or unchanged against a real account (COSMOS_ENDPOINT, COSMOS_KEY).
-import { ChangeFeedStartFrom, StatusCodes, type Container, type ItemDefinition, type OperationInput } from "@azure/cosmos";
+import { ChangeFeedStartFrom, StatusCodes, type Container, type ItemDefinition, type OperationInput, type QueryIterator } from "@azure/cosmos";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { APPEND_SPROC_BODY, APPEND_SPROC_ID } from "../../scripts/cosmos/appendSproc.ts";
 import { connect, eventually, realAccount, uniqueId, type Harness } from "./harness.ts";
@@ -124,24 +124,28 @@ describe("queries", () => {
 
   const odd = { query: "SELECT * FROM c WHERE c.kind = @kind ORDER BY c.n DESC", parameters: [{ name: "@kind", value: "odd" }] };
 
-  it("answers a parameterised ORDER BY query scoped to the partition key, page by page", async () => {
-    const iterator = container.items.query<{ id: string }>(odd, { partitionKey: "qp", maxItemCount: 2 });
+  async function pagesOf(iterator: QueryIterator<{ id: string }>): Promise<string[][]> {
     const pages: string[][] = [];
     while (iterator.hasMoreResults()) {
       const page = await iterator.fetchNext();
       if (page.resources.length) pages.push(page.resources.map((d) => d.id));
     }
-    expect(pages).toEqual([["q7", "q5"], ["q3", "q1"]]);
+    return pages;
+  }
+
+  it("answers a parameterised ORDER BY query scoped to the partition key, page by page", async () => {
+    const pages = await pagesOf(container.items.query<{ id: string }>(odd, { partitionKey: "qp", maxItemCount: 2 }));
+    expect(pages.flat()).toEqual(["q7", "q5", "q3", "q1"]);
+    expect(pages.length).toBeGreaterThan(1);
+    for (const page of pages) expect(page.length).toBeLessThanOrEqual(2);
   });
 
   it("resumes from a saved continuation token without repeating or skipping", async () => {
     const first = await container.items.query<{ id: string }>(odd, { partitionKey: "qp", maxItemCount: 3 }).fetchNext();
-    expect(first.resources.map((d) => d.id)).toEqual(["q7", "q5", "q3"]);
+    expect(first.resources.length).toBeGreaterThan(0);
     expect(first.continuationToken).toBeTruthy();
-    const rest = await container.items
-      .query<{ id: string }>(odd, { partitionKey: "qp", maxItemCount: 3, continuationToken: first.continuationToken! })
-      .fetchNext();
-    expect(rest.resources.map((d) => d.id)).toEqual(["q1"]);
+    const rest = await pagesOf(container.items.query<{ id: string }>(odd, { partitionKey: "qp", maxItemCount: 3, continuationToken: first.continuationToken! }));
+    expect([...first.resources.map((d) => d.id), ...rest.flat()]).toEqual(["q7", "q5", "q3", "q1"]);
   });
 
   it("supports VALUE, MAX, TOP and COUNT", async () => {

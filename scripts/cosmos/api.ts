@@ -28,6 +28,7 @@ const header = (req: ApiRequest, name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v;
 };
 const isTrue = (req: ApiRequest, name: string) => header(req, name)?.toLowerCase() === "true";
+const isQuery = (req: ApiRequest) => isTrue(req, "x-ms-documentdb-isquery") || header(req, "content-type") === "application/query+json";
 
 const ok = (status: number, body: string, headers: Record<string, string> = {}): ApiResponse => ({ status, body, headers });
 const json = (status: number, value: unknown, headers: Record<string, string> = {}) => ok(status, JSON.stringify(value), headers);
@@ -57,7 +58,7 @@ export function classify(req: ApiRequest): Kind {
   if (id !== undefined) return req.method === "GET" ? "read" : "write";
   if (req.method === "GET") return header(req, "a-im") ? "changefeed" : "query";
   if (header(req, "x-ms-cosmos-is-query-plan-request")) return "other";
-  if (isTrue(req, "x-ms-documentdb-isquery") || header(req, "content-type") === "application/query+json") return "query";
+  if (isQuery(req)) return "query";
   if (isTrue(req, "x-ms-cosmos-is-batch-request")) return "batch";
   return "write";
 }
@@ -112,7 +113,7 @@ export class CosmosApi {
     if (s[0] === "offers") return json(200, { _rid: "", Offers: [], _count: 0 });
     if (s[0] !== "dbs") throw badRequest(`No route for ${m} /${s.join("/")}.`);
     if (s.length === 1) {
-      if (m === "POST" && !this.isQuery(req)) return withEtag(201, this.store.createDatabase(parseObject(req)).body);
+      if (m === "POST" && !isQuery(req)) return withEtag(201, this.store.createDatabase(parseObject(req)).body);
       return feed(req, "", "Databases", [...this.store.databases.values()].map((d) => d.body));
     }
     const dbId = s[1]!;
@@ -126,7 +127,7 @@ export class CosmosApi {
     if (s[2] !== "colls") throw badRequest(`No route for ${m} /${s.join("/")}.`);
     if (s.length === 3) {
       const db = this.store.database(dbId);
-      if (m === "POST" && !this.isQuery(req)) return withEtag(201, this.store.createContainer(dbId, parseObject(req)).body);
+      if (m === "POST" && !isQuery(req)) return withEtag(201, this.store.createContainer(dbId, parseObject(req)).body);
       return feed(req, db.body._rid as string, "DocumentCollections", [...db.containers.values()].map((c) => c.body));
     }
     const c = this.store.container(dbId, s[3]!);
@@ -151,10 +152,6 @@ export class CosmosApi {
         return this.partitionKeyRanges(c);
     }
     throw badRequest(`No route for ${m} /${s.join("/")}.`);
-  }
-
-  private isQuery(req: ApiRequest) {
-    return isTrue(req, "x-ms-documentdb-isquery") || header(req, "content-type") === "application/query+json";
   }
 
   private account(base: string) {
@@ -248,7 +245,7 @@ export class CosmosApi {
     }
     if (req.method !== "POST") throw badRequest(`No route for ${req.method} on documents.`);
     if (header(req, "x-ms-cosmos-is-query-plan-request")) return json(200, queryPlan);
-    if (this.isQuery(req)) return this.query(req, c, parseObject(req));
+    if (isQuery(req)) return this.query(req, c, parseObject(req));
     if (isTrue(req, "x-ms-cosmos-is-batch-request")) return this.batch(req, c);
     const body = parseObject(req);
     const scope = this.scope(req);
@@ -433,7 +430,7 @@ export class CosmosApi {
     const name = kind === "sprocs" ? "StoredProcedures" : "UserDefinedFunctions";
     const compile = kind === "sprocs" ? compileSproc : compileUdf;
     if (id === undefined) {
-      if (req.method === "POST" && !this.isQuery(req)) {
+      if (req.method === "POST" && !isQuery(req)) {
         const input = parseObject(req);
         if (typeof input.body === "string") compile(input.body);
         const upsert = isTrue(req, "x-ms-documentdb-is-upsert");

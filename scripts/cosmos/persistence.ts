@@ -16,6 +16,33 @@ type Line =
   | { t: "w"; db: string; coll: string; w: [pk: string, id: string, lsn: number, time: number, doc: Doc | null][] };
 
 const FILE = "cosmos.jsonl";
+const LOCK = "cosmos.lock";
+
+/** One process per dataDir: a second one would replay a stale journal and could compact it over the first's writes. */
+function lock(dir: string): string {
+  const file = path.join(dir, LOCK);
+  for (;;) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: "wx" });
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const pid = Number(fs.readFileSync(file, "utf8"));
+      if (alive(pid)) throw new Error(`${dir} is in use by another emulator (pid ${pid})`);
+      fs.rmSync(file, { force: true });
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 /**
  * Every commit is written (not fsynced) before it is acknowledged, so a killed process loses nothing;
@@ -23,6 +50,7 @@ const FILE = "cosmos.jsonl";
  */
 export class FileJournal implements Journal {
   private file: string;
+  private lockFile: string;
   private fd: number;
   private lines = 0;
   private store: Store;
@@ -30,9 +58,15 @@ export class FileJournal implements Journal {
 
   constructor(dir: string, store: Store) {
     fs.mkdirSync(dir, { recursive: true });
+    this.lockFile = lock(dir);
     this.file = path.join(dir, FILE);
     this.store = store;
-    this.lines = replay(this.file, store);
+    try {
+      this.lines = replay(this.file, store);
+    } catch (err) {
+      fs.rmSync(this.lockFile, { force: true });
+      throw err;
+    }
     this.fd = fs.openSync(this.file, "a");
     if (this.wasteful()) this.compact();
   }
@@ -104,6 +138,7 @@ export class FileJournal implements Journal {
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.fd = -1;
+    fs.rmSync(this.lockFile, { force: true });
   }
 }
 

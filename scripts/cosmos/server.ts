@@ -69,8 +69,6 @@ function segmentsOf(path: string): string[] | undefined {
 export async function startCosmosEmulator(opts: CosmosEmulatorOptions = {}): Promise<CosmosEmulator> {
   const host = opts.host ?? "127.0.0.1";
   const store = new Store();
-  const journal = opts.dataDir === undefined ? undefined : new FileJournal(opts.dataDir, store);
-  store.journal = journal;
   const api = new CosmosApi(store, { sprocTimeoutMs: opts.sprocTimeoutMs ?? 5000 });
   const faults = new Faults();
   let closed = false;
@@ -149,18 +147,22 @@ export async function startCosmosEmulator(opts: CosmosEmulatorOptions = {}): Pro
     req.on("end", () => serve(req, res, chunks.length === 1 ? chunks[0]!.toString("utf8") : Buffer.concat(chunks).toString("utf8")));
   });
 
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.port ?? 0, host, () => {
-        server.off("error", reject);
-        resolve();
-      });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
     });
+  });
+  // Only once the port is ours: no request is handled before this synchronous replay finishes.
+  let journal: FileJournal | undefined;
+  try {
+    journal = opts.dataDir === undefined ? undefined : new FileJournal(opts.dataDir, store);
   } catch (err) {
-    journal?.close();
+    server.close();
     throw err;
   }
+  store.journal = journal;
   const port = (server.address() as { port: number }).port;
   const shown = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 

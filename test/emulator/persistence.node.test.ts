@@ -125,6 +125,15 @@ describe.skipIf(realAccount)("persistence", () => {
       expect((await c.item("hot", "h").read()).resource?.n).toBe(29);
     });
 
+    it("refuses a second emulator on a dataDir in use, and frees it on close", async () => {
+      const dir = tempDir();
+      await start(dir);
+      await expect(startCosmosEmulator({ dataDir: dir })).rejects.toThrow(/in use/);
+      await stop();
+      const c = await start(dir);
+      expect((await c.read()).statusCode).toBe(200);
+    });
+
     it("ignores a torn last line left by a crash in the middle of a write", async () => {
       const dir = tempDir();
       let c = await start(dir);

@@ -122,7 +122,15 @@ export async function startCosmosEmulator(opts: CosmosEmulatorOptions = {}): Pro
     const q = url.indexOf("?");
     const segments = segmentsOf(q < 0 ? url : url.slice(0, q));
     if (!segments) return send(res, jsonReply(400, { code: "BadRequest", message: "Malformed URL." }), started, req);
-    if (segments[0] === "_emulator") return send(res, control(req.method ?? "GET", segments, body), started, req);
+    if (segments[0] === "_emulator") {
+      let reply: Reply;
+      try {
+        reply = control(req.method ?? "GET", segments, body);
+      } catch (err) {
+        reply = errorReply(err);
+      }
+      return send(res, reply, started, req);
+    }
     const apiReq: ApiRequest = { method: req.method ?? "GET", segments, headers: req.headers, body, base: `http://${req.headers.host ?? host}/` };
     const decision = faults.decide(classify(apiReq));
     const respond = () => {

@@ -47,6 +47,7 @@ export default defineConfig({
         ],
         test: {
           name: "workers",
+          testTimeout: 30_000,
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.node.test.ts", "test/e2e/**"],
           // One provider simulator serves every file: files that change its settings must not overlap.

@@ -25,6 +25,8 @@ import { failure, type Failure, type Reply, type StepOutcome } from "./replies.t
 
 /** Named points of the command path where crash tests abort the object for real (`ctx.abort()`). */
 export type CrashPoint = "before-append" | "after-append" | "after-send";
+/** A crash point armed for the append (or send) that reaches a given version, e.g. "after-append@2". */
+export type ArmedCrash = `${CrashPoint}@${number}`;
 
 export type Caller = { merchantId: string; requestId: string };
 export type CreateRequest = { paymentId: string; amountMinor: number; currency: string; metadata: Record<string, string> };
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS meta (
   progress_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reply TEXT NOT NULL, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
+CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
 `;
 
 type Meta = { payment_id: string; relayed_version: number; pending_since: number | null; progress_at: number };
@@ -55,7 +57,7 @@ export class PaymentObject extends DurableObject<Env> {
   private queueTail: Promise<unknown> = Promise.resolve();
   private alarmAt: number | null | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
-  readonly crashPoints = new Set<CrashPoint>();
+  readonly crashPoints = new Set<ArmedCrash>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -183,12 +185,14 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /** The queue gave up on a message (dead letter): the step it triggers is marked stalled until re-driven. */
-  async onExhausted(message: EventMessage, attempts: number): Promise<StepOutcome> {
+  async onExhausted(message: EventMessage): Promise<StepOutcome> {
     return this.serialize(async () => {
       await this.ensureLoaded(message.streamId.slice("pay:".length));
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
-      const reason = this.stepRow(step.trigger.eventId)?.last_error ?? "retries exhausted";
+      const row = this.stepRow(step.trigger.eventId);
+      const reason = row?.last_error ?? "retries exhausted";
+      const attempts = row?.attempts ?? 0;
       const refundId = "refund" in step ? step.refund.id : undefined;
       const executed = await this.execute(
         { type: "StallStep", step: step.kind, reason, attempts, at: now(), ...(refundId ? { refundId } : {}) },
@@ -239,7 +243,7 @@ export class PaymentObject extends DurableObject<Env> {
       const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
       this.setPending(Date.now());
       await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
-      this.crash("before-append");
+      await this.crash("before-append", docs.at(-1)!.stream.version);
       let result;
       try {
         result = await this.svc.store.append(streamId, this.version, docs);
@@ -248,9 +252,10 @@ export class PaymentObject extends DurableObject<Env> {
         log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
         return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: 1 });
       }
-      this.crash("after-append");
+      await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
         this.apply(docs);
+        this.unrelayed.push(...docs);
         this.setPending(null);
         await this.relay();
         await this.scheduleAlarm();
@@ -290,7 +295,7 @@ export class PaymentObject extends DurableObject<Env> {
     const s = this.svc.provider;
     const key = step.trigger.eventId;
     this.ctx.storage.sql.exec(
-      "INSERT INTO steps (trigger_id, attempted_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempted_at = excluded.attempted_at",
+      "INSERT INTO steps (trigger_id, attempts, attempted_at) VALUES (?, 1, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempts = attempts + 1, attempted_at = excluded.attempted_at",
       key,
       Date.now(),
     );
@@ -426,8 +431,8 @@ export class PaymentObject extends DurableObject<Env> {
       await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
       return;
     }
-    this.crash("after-send");
     const last = batch.at(-1)!.stream.version;
+    await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
     this.ctx.storage.sql.exec("UPDATE meta SET relayed_version = MAX(relayed_version, ?)", last);
   }
@@ -480,8 +485,8 @@ export class PaymentObject extends DurableObject<Env> {
 
   private stepRow(triggerId: string) {
     return this.ctx.storage.sql
-      .exec<{ attempted_at: number | null; last_error: string | null; done_at: number | null }>(
-        "SELECT attempted_at, last_error, done_at FROM steps WHERE trigger_id = ?",
+      .exec<{ attempts: number; attempted_at: number | null; last_error: string | null; done_at: number | null }>(
+        "SELECT attempts, attempted_at, last_error, done_at FROM steps WHERE trigger_id = ?",
         triggerId,
       )
       .toArray()[0];
@@ -506,8 +511,11 @@ export class PaymentObject extends DurableObject<Env> {
     return paymentResource(this.state as Payment, this.version);
   }
 
-  private crash(point: CrashPoint) {
-    if (this.crashPoints.has(point)) this.ctx.abort(`crash point ${point}`);
+  /** Crashes for real once what was written so far is durable (as the output gate guarantees before any fetch). */
+  private async crash(point: CrashPoint, version: number) {
+    if (!this.crashPoints.has(`${point}@${version}`)) return;
+    await this.ctx.storage.sync();
+    this.ctx.abort(`crash point ${point}@${version}`);
   }
 }
 

@@ -22,7 +22,7 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
       const fields = { queue: batch.queue, eventId: event.eventId, streamId: event.streamId, version: event.version, type: event.type, correlationId: event.correlationId, attempts: message.attempts };
       try {
         const stub = env.PAYMENTS.getByName(event.streamId.slice("pay:".length));
-        const result = deadLetters ? await stub.onExhausted(event, message.attempts) : await stub.onEvent(event);
+        const result = deadLetters ? await stub.onExhausted(event) : await stub.onEvent(event);
         if (result.outcome === "retry") {
           const delaySeconds = backoffSeconds(config, message.attempts);
           log("warn", "step will retry", { ...fields, reason: result.reason, delaySeconds });

@@ -1,0 +1,212 @@
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { EventDocument } from "../../src/core/eventStore.ts";
+import { uuidFrom } from "../../src/core/ids.ts";
+import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.ts";
+import worker from "../../src/index.ts";
+import type { PaymentResource } from "../../src/payment/resource.ts";
+import { eventMessage } from "../../src/queue/message.ts";
+import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { keys } from "../setup/constants.ts";
+
+const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
+const history = (id: string) => store().load(`pay:${id}`);
+const types = (docs: EventDocument[]) => docs.map((d) => d.eventType);
+const lifecycle = ["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"];
+
+/** Provider calls made for one payment (found by its provider reference, or by the amount for creates). */
+async function callsFor(payment: PaymentResource) {
+  return (await simulator.calls()).filter(
+    (c: Json) => c.paymentId === payment.paymentReference || (c.route === "create" && c.body?.amount === payment.amount) || (c.route === "notify" && c.body?.id === payment.id),
+  );
+}
+
+/** Delivers messages straight to the Worker's queue handler, as the queue would. */
+async function deliver(docs: EventDocument[]) {
+  const batch = createMessageBatch(
+    "payment-events",
+    docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: eventMessage(d) })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch as MessageBatch<unknown>, env, ctx);
+  return getQueueResult(batch, ctx);
+}
+
+afterEach(async () => {
+  await simulator.reset();
+});
+
+describe("a payment created over HTTP", () => {
+  it("reaches completed with exactly four events in the seed's shape", async () => {
+    const payment = await createPayment({ amount: 130, currency: "GBP" });
+    const done = await waitForPayment(payment.id, (p) => p.status === "completed");
+    expect(done).toMatchObject({ status: "completed", version: 4, amount: 130, paymentReference: expect.any(String), stalled: null });
+    const docs = await history(payment.id);
+    expect(docs.map((d) => [d.id, d.stream, d.eventType])).toEqual(
+      lifecycle.map((type, i) => [`pay:${payment.id}:${i + 1}`, { id: `pay:${payment.id}`, version: i + 1 }, type]),
+    );
+    expect(docs[1]!.eventData).toEqual({ PaymentReference: done.paymentReference, Timestamp: done.createdAt });
+    expect(docs[2]!.eventData).toEqual({ PaymentReference: done.paymentReference, Timestamp: done.settledAt });
+    expect(docs[3]!.metadata).toEqual({ correlationId: docs[0]!.metadata!.correlationId, causationId: docs[2]!.eventId });
+  });
+
+  it("notifies the merchant once, signed, with the public resource", async () => {
+    const payment = await createPayment({ amount: 131, currency: "GBP", metadata: { order: "n-1" } });
+    const done = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const notes = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]!.status).toBe(200); // the simulator verified the Regis-Signature
+    const payload = JSON.parse(notes[0]!.body.jsonPayload);
+    expect(payload).toMatchObject({ type: "payment.settled", data: { object: "payment", id: payment.id, status: "settled", amount: 131, metadata: { order: "n-1" } } });
+    expect(Object.keys(payload.data).sort()).toEqual(Object.keys(done).sort());
+  });
+
+  it("reaches completed with every message delivered again, twice and in reverse order", async () => {
+    const payment = await createPayment({ amount: 132, currency: "EUR" });
+    let delivered = 0;
+    await vi.waitFor(
+      async () => {
+        const docs = await history(payment.id);
+        if (docs.length > delivered) {
+          delivered = docs.length;
+          const reversed = [...docs].reverse();
+          const result = await deliver([...reversed, ...reversed]);
+          expect(result.retryMessages).toEqual([]);
+        }
+        expect(docs.at(-1)?.eventType).toBe("PaymentCompleted");
+      },
+      { timeout: 15_000, interval: 10 },
+    );
+    const done = await waitForPayment(payment.id, terminal);
+    expect(types(await history(payment.id))).toEqual(lifecycle);
+    const calls = await callsFor(done);
+    expect(calls.filter((c: Json) => c.route === "create" && c.outcome === "ok")).toHaveLength(1);
+    expect(new Set(calls.map((c: Json) => c.idempotencyKey)).size).toBe(3);
+  });
+
+  it("reaches completed with one provider payment after the provider fails for a while", async () => {
+    await simulator.settings({ failNext: { route: "create", count: 2, status: 500 } });
+    const payment = await createPayment({ amount: 133, currency: "USD" });
+    const done = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const creates = (await callsFor(done)).filter((c: Json) => c.route === "create");
+    expect(creates.map((c: Json) => c.status)).toEqual([500, 500, 202]);
+    expect(new Set(creates.map((c: Json) => c.idempotencyKey)).size).toBe(1);
+    expect(Object.values((await simulator.payments()) as Json).flat().filter((p: Json) => p.amount === 133)).toHaveLength(1);
+    expect(types(await history(payment.id))).toEqual(lifecycle);
+  });
+
+  it("fails when the provider declines it", async () => {
+    await simulator.settings({ declines: [{ route: "create", amountEquals: 66.66, code: "card_declined", reason: "insufficient funds" }] });
+    const payment = await createPayment({ amount: 66.66, currency: "GBP" });
+    const failed = await waitForPayment(payment.id, terminal);
+    expect(failed).toMatchObject({ status: "failed", failure: { step: "create", reason: "card_declined" }, paymentReference: null });
+    expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentFailed"]);
+  });
+
+  it("is marked stalled when a step exhausts its retries, and completes once re-driven", async () => {
+    await simulator.settings({ failNext: { route: "settle", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 134, currency: "GBP" });
+    const stalled = await waitForPayment(payment.id, (p) => p.stalled !== null);
+    expect(stalled).toMatchObject({ status: "created", stalled: { step: "settle", reason: expect.any(String), attempts: 3 } });
+    expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled"]);
+    const redrive = await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin });
+    expect(redrive).toMatchObject({ status: 202, body: { redriven: 1 } });
+    const done = await waitForPayment(payment.id, (p) => p.status === "completed");
+    expect(done.stalled).toBeNull();
+    expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled", "PaymentSettled", "PaymentCompleted"]);
+  });
+
+  it("stalls only the notification when the merchant endpoint keeps failing: the payment stays settled", async () => {
+    await simulator.settings({ failNext: { route: "notify", count: 3, status: 500 } });
+    const payment = await createPayment({ amount: 135, currency: "GBP" });
+    const stalled = await waitForPayment(payment.id, (p) => p.stalled !== null);
+    expect(stalled).toMatchObject({ status: "settled", stalled: { step: "notify" } });
+  });
+});
+
+describe("the watchdog", () => {
+  it("re-drives a payment whose message was lost", async () => {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key);
+    const stub = env.PAYMENTS.getByName(id);
+    // The first relay goes to a queue that loses it.
+    await runInDurableObject(stub, (instance: PaymentObject) => {
+      const real = instance.env;
+      Object.assign(instance, { env: { ...real, EVENTS: { sendBatch: async () => {} } } });
+    });
+    const created = await api("/api/payments", { body: { amount: 136, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(created.status).toBe(201);
+    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+      expect(instance.env.EVENTS.sendBatch.length).toBe(0);
+      Object.assign(instance, { env: { ...instance.env, EVENTS: env.EVENTS } });
+      state.storage.sql.exec("UPDATE meta SET progress_at = 0");
+    });
+    expect((await api(`/api/payments/${id}`)).body.status).toBe("initiated");
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await waitForPayment(id, (p) => p.status === "completed");
+    expect(types(await history(id))).toEqual(lifecycle);
+  });
+});
+
+describe("a crash of the payment's object", () => {
+  async function armed(crash: ArmedCrash, amount: number) {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key);
+    await runInDurableObject(env.PAYMENTS.getByName(id), (instance: PaymentObject) => instance.crashPoints.add(crash));
+    const res = await api("/api/payments", { body: { amount, currency: "GBP" }, headers: { "idempotency-key": key } });
+    return { id, key, res };
+  }
+
+  it.each([["after-append@1"], ["after-send@1"], ["after-append@2"], ["after-send@2"], ["after-append@3"], ["after-append@4"]] as const)(
+    "at %s still completes the payment, with nothing duplicated",
+    async (crash) => {
+      const amount = 140 + Math.floor(Math.random() * 1000) / 100;
+      const { id, res } = await armed(crash, amount);
+      if (crash.endsWith("@1")) expect(res.status).toBe(500);
+      const done = await waitForPayment(id, (p) => p.status === "completed");
+      expect(types(await history(id))).toEqual(lifecycle);
+      const creates = (await callsFor(done)).filter((c: Json) => c.route === "create" && c.outcome === "ok");
+      expect(creates).toHaveLength(1);
+    },
+  );
+
+  it("before the append commits publishes nothing; a retry with the key then creates the payment once", async () => {
+    const { id, key, res } = await armed("before-append@1", 150);
+    expect(res.status).toBe(500);
+    // The alarm checks Cosmos until the append can no longer commit, finds nothing, and relays nothing.
+    await vi.waitFor(
+      async () => {
+        const pending = await runInDurableObject(env.PAYMENTS.getByName(id), (_: PaymentObject, state) => state.storage.sql.exec("SELECT pending_since, relayed_version FROM meta").one());
+        expect(pending).toEqual({ pending_since: null, relayed_version: 0 });
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(await history(id)).toEqual([]);
+    expect((await simulator.calls()).filter((c: Json) => c.body?.amount === 150)).toEqual([]);
+    const retried = await api("/api/payments", { body: { amount: 150, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(retried.status).toBe(201);
+    await waitForPayment(id, (p) => p.status === "completed");
+    expect(types(await history(id))).toEqual(lifecycle);
+  });
+});
+
+describe("200 payments at once", () => {
+  it("all reach a terminal state with contiguous versions", async () => {
+    const payments = await Promise.all(Array.from({ length: 200 }, (_, i) => createPayment({ amount: 1000 + i, currency: "GBP" })));
+    // One gentle poll over the payments still in flight, rather than 200 tight loops competing with the work.
+    const pending = new Set(payments.map((p) => p.id));
+    await vi.waitFor(
+      async () => {
+        for (const id of [...pending]) if (terminal((await api(`/api/payments/${id}`)).body as PaymentResource)) pending.delete(id);
+        expect(pending.size).toBe(0);
+      },
+      { timeout: 90_000, interval: 250 },
+    );
+    for (const p of payments) {
+      const docs = await history(p.id);
+      expect(docs.map((d) => d.stream.version)).toEqual(docs.map((_, i) => i + 1));
+      expect(types(docs)).toEqual(lifecycle);
+    }
+  }, 120_000);
+});

@@ -36,7 +36,7 @@ async function streamOf(container: Container, streamId: string): Promise<Event[]
   return resources;
 }
 
-describe("databases and containers", () => {
+describe("when databases and containers are created", () => {
   it("creates a database and a container once, and finds them again", async () => {
     const id = uniqueId("db");
     const first = await h.client.databases.createIfNotExists({ id });
@@ -52,7 +52,7 @@ describe("databases and containers", () => {
   });
 });
 
-describe("items", () => {
+describe("when documents are written and read", () => {
   let container: Container;
   beforeAll(async () => {
     container = await h.container("/pk");
@@ -114,7 +114,7 @@ describe("items", () => {
   });
 });
 
-describe("queries", () => {
+describe("when documents are queried", () => {
   let container: Container;
   beforeAll(async () => {
     container = await h.container("/pk");
@@ -175,7 +175,7 @@ describe("queries", () => {
   });
 });
 
-describe("stored procedures", () => {
+describe("when stored procedures run", () => {
   let container: Container;
   beforeAll(async () => {
     container = await withAppend();
@@ -266,7 +266,7 @@ describe("stored procedures", () => {
   });
 });
 
-describe("change feed", () => {
+describe("when the change feed is read", () => {
   type Doc = ItemDefinition & { pk: string; seq: number };
 
   async function drain(container: Container, from: ChangeFeedStartFrom, maxItemCount = 100): Promise<{ docs: Doc[]; token: string }> {
@@ -365,7 +365,7 @@ describe("change feed", () => {
   });
 });
 
-describe("transactional batch", () => {
+describe("when a transactional batch runs", () => {
   let container: Container;
   beforeAll(async () => {
     container = await h.container("/pk");

@@ -88,7 +88,7 @@ function cli(args: string[]): Promise<{ child: ChildProcess; url: string; line: 
 const exited = (child: ChildProcess) =>
   new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once("exit", (code) => resolve(code))));
 
-describe.skipIf(realAccount)("persistence", () => {
+describe.skipIf(realAccount)("the emulator with a dataDir", () => {
   describe("when the emulator is closed and started again on the same dataDir", () => {
     it("keeps documents, procedures, etags and the change feed", async () => {
       const dir = tempDir();

@@ -119,7 +119,9 @@ export function pkKeyOfHeader(header: string): string {
   }
 }
 
-const ridBytes = (n: number) => randomBytes(n);
+/** Resource ids are base64 with '-' for '/', as in Cosmos, so that they can sit in a link. */
+const toRid = (bytes: Buffer) => bytes.toString("base64").replace(/\//g, "-");
+const fromRid = (rid: string) => Buffer.from(rid.replace(/-/g, "/"), "base64");
 const MAX_DOCUMENT_BYTES = 2 * 1024 * 1024;
 
 type Write = { c: Container; part: Partition; id: string; prev: Rec | undefined; next: Rec | undefined };
@@ -180,7 +182,7 @@ export class Store {
   createDatabase(input: Doc): Database {
     const id = validId(input.id);
     if (this.databases.has(id)) throw conflict();
-    const body: Doc = { id, _rid: ridBytes(4).toString("base64") };
+    const body: Doc = { id, _rid: toRid(randomBytes(4)) };
     this.stamp(body, "dbs/");
     Object.assign(body, { _colls: "colls/", _users: "users/" });
     const db = this.loadDatabase(body);
@@ -218,7 +220,7 @@ export class Store {
       ...input,
       id,
       partitionKey: { kind: "Hash", version: 2, ...pk },
-      _rid: Buffer.concat([Buffer.from(db.body._rid as string, "base64"), ridBytes(4)]).toString("base64"),
+      _rid: toRid(Buffer.concat([fromRid(db.body._rid as string), randomBytes(4)])),
     };
     this.stamp(body, `${db.body._self}colls/`);
     Object.assign(body, { _docs: "docs/", _sprocs: "sprocs/", _triggers: "triggers/", _udfs: "udfs/", _conflicts: "conflicts/" });
@@ -268,7 +270,7 @@ export class Store {
     const existing = c.scripts[kind].get(id);
     if (mode === "create" && existing) throw conflict();
     if (mode === "replace" && !existing) throw notFound();
-    const body: Doc = { body: input.body, id, _rid: (existing?._rid as string) ?? ridBytes(12).toString("base64") };
+    const body: Doc = { body: input.body, id, _rid: (existing?._rid as string) ?? toRid(randomBytes(12)) };
     this.stamp(body, `${c.self}${kind}/`);
     c.scripts[kind].set(id, body);
     this.journal?.meta({ t: "script", db: c.db.id, coll: c.id, kind, body });
@@ -446,9 +448,9 @@ export function etagOf(lsn: number, time: number): string {
 /** Document _rid: the container's 8 bytes then the creating LSN, as Cosmos lays out 16-byte document rids. */
 function docRidOf(containerRid: string, lsn: number): string {
   const buf = Buffer.alloc(16);
-  Buffer.from(containerRid, "base64").copy(buf, 0, 0, 8);
+  fromRid(containerRid).copy(buf, 0, 0, 8);
   buf.writeBigUInt64BE(BigInt(lsn), 8);
-  return buf.toString("base64");
+  return toRid(buf);
 }
 
 /** Index of the first entry after `lsn` (or at/after `time`), by binary search over an LSN-ordered feed. */

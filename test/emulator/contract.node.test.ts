@@ -69,6 +69,14 @@ describe("when documents are written and read", () => {
     await expect(container.items.create({ id: "a", pk: "p1" })).rejects.toMatchObject({ code: 409 });
   });
 
+  it("gives every document a self link made of its resource ids", async () => {
+    for (let i = 0; i < 20; i++) {
+      const { resource } = await container.items.create({ id: `self${i}`, pk: "selfs" });
+      expect(resource!._self.split("/").filter(Boolean)).toHaveLength(6);
+      expect(resource!._self.endsWith(`/docs/${resource!._rid}/`)).toBe(true);
+    }
+  });
+
   it("keeps ids unique per partition key only", async () => {
     await container.items.create({ id: "shared", pk: "left", side: "left" });
     await container.items.create({ id: "shared", pk: "right", side: "right" });

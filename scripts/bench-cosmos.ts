@@ -195,16 +195,19 @@ try {
     MODES.map(({ mode }) => {
       const mine = runs.filter((r) => r.preloaded === preloaded && r.mode === mode);
       const mid = median(mine.map((r) => r.appendsPerSec));
-      return { ...mine.find((r) => r.appendsPerSec === mid)!, rounds: mine.map((r) => r.appendsPerSec).join(" ") };
+      const best = Math.max(...mine.map((r) => r.appendsPerSec));
+      return { ...mine.find((r) => r.appendsPerSec === mid)!, bestPerSec: best, rounds: mine.map((r) => r.appendsPerSec).join(" ") };
     }),
   );
   console.table(rows);
-  const by = (n: number, mode: string) => rows.find((r) => r.preloaded === n && r.mode === mode)?.appendsPerSec ?? 0;
-  const [small, large] = [preloads[0]!, preloads[preloads.length - 1]!];
-  const ratio = by(small, "own streams") / by(large, "own streams");
-  console.log(
-    `concurrency 16 (median of ${rounds}): ${by(small, "own streams")}/s with ${small} documents, ${by(large, "own streams")}/s with ${large} (${small}/${large} = ${ratio.toFixed(2)})`,
-  );
+  // Other work on the machine only ever slows a round down: the best round is the closest to the emulator's capacity,
+  // and server CPU per append is the figure least disturbed by it.
+  const row = (n: number) => rows.find((r) => r.preloaded === n && r.mode === "own streams")!;
+  const [small, large] = [row(preloads[0]!), row(preloads[preloads.length - 1]!)];
+  const ratio = small.bestPerSec / large.bestPerSec;
+  const describe = (r: typeof small) =>
+    `${r.bestPerSec}/s best, ${r.appendsPerSec}/s median, ${r.serverCpuUsPerAppend} µs server CPU per append with ${r.preloaded} documents`;
+  console.log(`concurrency 16: ${describe(small)}; ${describe(large)}; ratio of bests ${ratio.toFixed(2)}`);
   if (values.json) writeFileSync(values.json, JSON.stringify({ seconds, rounds, rows, runs, ratio }, null, 2) + "\n");
 } finally {
   client.dispose();

@@ -20,6 +20,7 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ENVIRONMENT: "test",
+                LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
                 COSMOS_ENDPOINT: inject("cosmosEndpoint"),
                 COSMOS_KEY: emulatorKey,
                 COSMOS_DATABASE: testDatabase,

@@ -6,6 +6,7 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a lowercase hex SHA-256 di
 
 export const configSchema = z.object({
   ENVIRONMENT: z.enum(["development", "test", "production"]).default("production"),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** "memory" keeps events in the isolate (the benchmark's ceiling run), never for real payments. */
   EVENT_STORE: z.enum(["cosmos", "memory"]).default("cosmos"),
   COSMOS_ENDPOINT: z.url(),
@@ -62,11 +63,8 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-let cached: { env: object; config: Config } | undefined;
-
-/** Parses the Worker's env once per isolate. Throws naming every missing or invalid setting. */
+/** Parses the Worker's vars and secrets. Throws naming every missing or invalid setting. */
 export function loadConfig(env: object): Config {
-  if (cached?.env === env) return cached.config;
   const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
@@ -75,6 +73,5 @@ export function loadConfig(env: object): Config {
   const config = parsed.data;
   if (config.ENVIRONMENT === "production" && Object.keys(config.MERCHANT_KEYS).length === 0)
     throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");
-  cached = { env, config };
   return config;
 }

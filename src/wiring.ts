@@ -1,19 +1,28 @@
 // The one place that reads env and builds the event store and provider settings.
 import { loadConfig, type Config } from "./config.ts";
 import type { EventStore } from "./core/eventStore.ts";
+import { setLogLevel } from "./core/log.ts";
 import { MemoryEventStore } from "./core/memoryEventStore.ts";
 import { CosmosEventStore } from "./cosmos/cosmosEventStore.ts";
 import type { ProviderSettings } from "./provider/client.ts";
 
 export type Services = { config: Config; store: EventStore; provider: ProviderSettings };
 
-let cached: { env: object; services: Services } | undefined;
+let cached: { key: string; services: Services } | undefined;
 // One in-memory store per isolate, shared by every object in it (the benchmark's ceiling run).
 const memoryStore = new MemoryEventStore();
 
+/**
+ * Built once per isolate: workerd hands each request and object its own `env` object, but the settings in it
+ * are the deployment's, so they are the cache key (a client per request would redo its set-up every time).
+ */
 export function services(env: object): Services {
-  if (cached?.env === env) return cached.services;
+  const key = Object.values(env)
+    .filter((v) => typeof v === "string")
+    .join("\u0000");
+  if (cached?.key === key) return cached.services;
   const config = loadConfig(env);
+  setLogLevel(config.LOG_LEVEL);
   const store =
     config.EVENT_STORE === "memory"
       ? memoryStore
@@ -32,6 +41,6 @@ export function services(env: object): Services {
     timeoutMs: config.PROVIDER_TIMEOUT_MS,
     webhookSecret: config.WEBHOOK_SECRET,
   };
-  cached = { env, services: { config, store, provider } };
+  cached = { key, services: { config, store, provider } };
   return cached.services;
 }

@@ -27,16 +27,27 @@ export async function createPayment(body: Json = { amount: 86.1, currency: "GBP"
   return res.body as PaymentResource;
 }
 
-/** Polls the payment until `until` holds (deadline 15 s). */
-export async function waitForPayment(id: string, until: (p: PaymentResource) => boolean, key = keys.merchantA) {
+/** Polls the payment until `until` holds (deadline 15 s by default). */
+export async function waitForPayment(id: string, until: (p: PaymentResource) => boolean, opts: { key?: string; timeout?: number; interval?: number } = {}) {
   return vi.waitFor(
     async () => {
-      const res = await api(`/api/payments/${id}`, { key });
+      const res = await api(`/api/payments/${id}`, { key: opts.key ?? keys.merchantA });
       if (res.status !== 200 || !until(res.body as PaymentResource)) throw new Error(`payment ${id}: ${res.status} ${res.body?.status}`);
       return res.body as PaymentResource;
     },
-    { timeout: 15_000, interval: 20 },
+    { timeout: opts.timeout ?? 15_000, interval: opts.interval ?? 20 },
   );
+}
+
+/**
+ * Waits for many payments one after another: polling them all at once would take the single-threaded runtime
+ * away from the work being waited for.
+ */
+export async function waitForAll(ids: string[], until: (p: PaymentResource) => boolean, timeout = 90_000) {
+  const deadline = Date.now() + timeout;
+  const results: PaymentResource[] = [];
+  for (const id of ids) results.push(await waitForPayment(id, until, { timeout: Math.max(1, deadline - Date.now()), interval: 100 }));
+  return results;
 }
 
 export const store = () =>

@@ -224,7 +224,7 @@ export class PaymentObject extends DurableObject<Env> {
       const progressAt = this.meta()?.progress_at ?? Date.now();
       if (Date.now() - progressAt >= this.svc.config.WATCHDOG_MS) {
         const redriven = await this.redriveDue(false);
-        if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version });
+        if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version, idleMs: Date.now() - progressAt });
         this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
       }
       await this.scheduleAlarm();

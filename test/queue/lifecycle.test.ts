@@ -7,7 +7,7 @@ import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.
 import worker from "../../src/index.ts";
 import type { PaymentResource } from "../../src/payment/resource.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -194,15 +194,7 @@ describe("a crash of the payment's object", () => {
 describe("200 payments at once", () => {
   it("all reach a terminal state with contiguous versions", async () => {
     const payments = await Promise.all(Array.from({ length: 200 }, (_, i) => createPayment({ amount: 1000 + i, currency: "GBP" })));
-    // One gentle poll over the payments still in flight, rather than 200 tight loops competing with the work.
-    const pending = new Set(payments.map((p) => p.id));
-    await vi.waitFor(
-      async () => {
-        for (const id of [...pending]) if (terminal((await api(`/api/payments/${id}`)).body as PaymentResource)) pending.delete(id);
-        expect(pending.size).toBe(0);
-      },
-      { timeout: 90_000, interval: 250 },
-    );
+    await waitForAll(payments.map((p) => p.id), terminal);
     for (const p of payments) {
       const docs = await history(p.id);
       expect(docs.map((d) => d.stream.version)).toEqual(docs.map((_, i) => i + 1));

@@ -1,5 +1,5 @@
 // The event store in memory: same contract as Cosmos, for unit tests and as the benchmark's ceiling.
-import type { AppendResult, EventDocument, EventStore } from "./eventStore.ts";
+import { EventStoreError, type AppendResult, type EventDocument, type EventStore } from "./eventStore.ts";
 
 export class MemoryEventStore implements EventStore {
   readonly streams = new Map<string, EventDocument[]>();
@@ -19,6 +19,11 @@ export class MemoryEventStore implements EventStore {
     const stream = this.streams.get(streamId) ?? [];
     const current = stream.length;
     const last = expectedVersion + events.length;
+    events.forEach((e, i) => {
+      // As the stored procedure does: a malformed batch is refused whole.
+      if (e.stream.id !== streamId || e.stream.version !== expectedVersion + i + 1)
+        throw new EventStoreError("rejected", `event ${i} is not at the next version of ${streamId}`);
+    });
     if (current === expectedVersion) {
       this.streams.set(streamId, [...stream, ...structuredClone(events)]);
       return { ok: true, version: last };

@@ -1,0 +1,112 @@
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { EventStore } from "../../src/core/eventStore.ts";
+import { encode } from "../../src/cosmos/codec.ts";
+import type { PaymentObject } from "../../src/durable/paymentObject.ts";
+import { eventMessage } from "../../src/queue/message.ts";
+import seed from "../fixtures/seed-documents.json";
+import { api, createPayment, emulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { keys } from "../setup/constants.ts";
+
+const caller = { merchantId: "merchant-a", requestId: "test" };
+const versions = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.stream.version);
+const types = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.eventType);
+
+describe("the payment's object", () => {
+  it("serialises 100 concurrent deliveries of one step, mixed with reads: one event, contiguous versions, no conflict", async () => {
+    const payment = await createPayment({ amount: 201, currency: "GBP" });
+    const [initiated] = await store().load(`pay:${payment.id}`);
+    const stub = env.PAYMENTS.getByName(payment.id);
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? stub.onEvent(eventMessage(initiated!)) : stub.get(caller, payment.id).then((r) => ({ outcome: r.ok ? "read" : "failed" })))),
+    );
+    expect(results.filter((r) => r.outcome === "retry" || r.outcome === "failed")).toEqual([]);
+    expect(results.filter((r) => r.outcome === "done").length).toBeLessThanOrEqual(1);
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    expect(await types(payment.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
+    expect(await versions(payment.id)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("after eviction, serves the same state loaded once from Cosmos", async () => {
+    const payment = await createPayment({ amount: 202, currency: "GBP" });
+    const before = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await evictDurableObject(stub);
+    await emulator.resetCounters();
+    const after = await api(`/api/payments/${payment.id}`);
+    expect(after.body).toEqual(before);
+    await api(`/api/payments/${payment.id}`);
+    expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
+  });
+
+  it("re-syncs after a document written behind its back, reading only the missing tail, and its command succeeds", async () => {
+    const payment = await createPayment({ amount: 50, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const s = `pay:${payment.id}`;
+    const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-behind", Amount: 10, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+    expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
+    await emulator.resetCounters();
+    const refund = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 40 } });
+    expect(refund.status).toBe(202);
+    const c = await emulator.counters();
+    expect(c.query).toBe(1); // the missing tail only
+    const after = await waitForPayment(payment.id, (p) => p.refunds.length === 2 && p.refunds.every((r) => r.status !== "pending"));
+    expect(after.refundedAmount).toBe(50);
+    const v = await versions(payment.id);
+    expect(v).toEqual(v.map((_, i) => i + 1));
+  });
+
+  it("answers 409 with a clear code when appends keep conflicting", async () => {
+    const payment = await createPayment({ amount: 203, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await runInDurableObject(stub, (instance: PaymentObject) => {
+      const o = instance as unknown as { svc: { store: EventStore } };
+      const real = o.svc.store;
+      const conflicting: EventStore = { ...real, load: (s) => real.load(s), loadFrom: async () => [], ping: () => real.ping(), append: async (_s, expected) => ({ ok: false, currentVersion: expected + 1 }) };
+      o.svc = { ...o.svc, store: conflicting };
+    });
+    const res = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } });
+    expect(res).toMatchObject({ status: 409, body: { code: "version_conflict" } });
+    await evictDurableObject(stub);
+  });
+
+  it("answers the state as it was at each version and at each time", async () => {
+    const payment = await createPayment({ amount: 204, currency: "USD" });
+    const done = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const statuses = ["initiated", "created", "settled", "completed"];
+    for (const [i, status] of statuses.entries()) {
+      const res = await api(`/api/payments/${payment.id}?atVersion=${i + 1}`);
+      expect(res.body).toMatchObject({ status, version: i + 1, amount: 204 });
+    }
+    const times = [done.initiatedAt, done.createdAt, done.settledAt, done.completedAt];
+    for (const [i, at] of times.entries()) expect((await api(`/api/payments/${payment.id}?asOf=${encodeURIComponent(at!)}`)).body.status).toBe(statuses[i]);
+    expect((await api(`/api/payments/${payment.id}?atVersion=5`)).body.code).toBe("version_not_found");
+    expect((await api(`/api/payments/${payment.id}?asOf=2020-01-01T00:00:00Z`)).status).toBe(404);
+    expect((await api(`/api/payments/${payment.id}?atVersion=2`, { key: keys.merchantB })).status).toBe(404);
+  });
+
+  it("serves Regis Pay's own four documents to the legacy merchant as a completed 86.1 GBP payment", async () => {
+    const container = store().container;
+    for (const doc of seed.documents) {
+      const { _rid, _self, _etag, _attachments, _ts, ...body } = doc as Json;
+      await container.items.create(body);
+    }
+    const res = await api("/api/payments/7551548a-b366-4081-9330-ae19bfc5557f");
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      id: "7551548a-b366-4081-9330-ae19bfc5557f",
+      status: "completed",
+      amount: 86.1,
+      currency: "GBP",
+      paymentReference: "ff7fc400-783e-4070-8a91-bfb3b906729f",
+      version: 4,
+      initiatedAt: "2024-04-06T00:02:14.9984673Z",
+      completedAt: "2024-04-06T00:02:30.0929079Z",
+    });
+    expect((await api("/api/payments/7551548a-b366-4081-9330-ae19bfc5557f", { key: keys.merchantB })).status).toBe(404);
+    const history = await api("/api/payments/7551548a-b366-4081-9330-ae19bfc5557f/events");
+    expect(history.body.events.map((e: Json) => e.id)).toEqual(seed.documents.map((d) => d.id));
+  });
+});

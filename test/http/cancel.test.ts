@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+
+const types = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.eventType);
+
+afterEach(() => simulator.reset());
+
+describe("cancelling a payment", () => {
+  it("while it is initiated after failed create attempts answers 200, cancelling at the provider whatever an attempt made", async () => {
+    await simulator.settings({ failNext: { route: "create", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 501, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.stalled !== null);
+    const res = await api(`/api/payments/${payment.id}/cancel`, { body: { reason: "customer changed their mind" } });
+    expect(res).toMatchObject({ status: 200, body: { status: "cancelled", cancellation: { reason: "customer changed their mind" }, stalled: null } });
+    // An attempt may have reached the provider: the same idempotency key finds (or makes) its payment, which is cancelled.
+    expect(await types(payment.id)).toEqual(["PaymentInitiated", "PaymentStepStalled", "PaymentCreated", "PaymentCancelled"]);
+    const atProvider = Object.values((await simulator.payments()) as Json).flat().filter((p: Json) => p.amount === 501);
+    expect(atProvider.map((p) => (p as Json).status)).toEqual(["cancelled"]);
+  });
+
+  it("once it is created cancels it at the provider first", async () => {
+    await simulator.settings({ failNext: { route: "settle", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 502, currency: "GBP" });
+    const created = await waitForPayment(payment.id, (p) => p.stalled !== null);
+    expect(created.status).toBe("created");
+    expect((await api(`/api/payments/${payment.id}/cancel`, { method: "POST" })).body.status).toBe("cancelled");
+    const providerPayments = (await simulator.payments()) as Json;
+    const atProvider = Object.values(providerPayments).flat().find((p: Json) => p.paymentId === created.paymentReference || p.id === created.paymentReference) as Json;
+    expect(atProvider?.status).toBe("cancelled");
+  });
+
+  it("is refused with 409 once the payment is settled", async () => {
+    const payment = await createPayment({ amount: 503, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    expect(await api(`/api/payments/${payment.id}/cancel`, { body: {} })).toMatchObject({ status: 409, body: { code: "payment_not_cancellable" } });
+  });
+
+  it("is idempotent, and refuses its Idempotency-Key with another reason", async () => {
+    await simulator.settings({ failNext: { route: "create", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 504, currency: "GBP" });
+    const key = crypto.randomUUID();
+    const first = await api(`/api/payments/${payment.id}/cancel`, { body: { reason: "a" }, headers: { "idempotency-key": key } });
+    const again = await api(`/api/payments/${payment.id}/cancel`, { body: { reason: "a" }, headers: { "idempotency-key": key } });
+    expect(again).toMatchObject({ status: 200, body: first.body });
+    expect((await api(`/api/payments/${payment.id}/cancel`, { body: { reason: "b" }, headers: { "idempotency-key": key } })).status).toBe(422);
+    expect((await api(`/api/payments/${payment.id}/cancel`, { body: {} })).status).toBe(200);
+    expect((await types(payment.id)).filter((t) => t === "PaymentCancelled")).toHaveLength(1);
+  });
+
+  it("racing with the create step ends cancelled, or created then cancelled, and never settled", async () => {
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const payment = await createPayment({ amount: 510 + i, currency: "GBP" });
+      const res = await api(`/api/payments/${payment.id}/cancel`, { body: {} });
+      if (res.status === 409) {
+        // Too late: the merchant was told so, and the payment went on to settle.
+        expect(res.body.code).toBe("payment_not_cancellable");
+        outcomes.add("too late");
+        continue;
+      }
+      expect(res.body.status).toBe("cancelled");
+      await waitForPayment(payment.id, (p) => p.status === "cancelled");
+      const history = await types(payment.id);
+      expect([["PaymentInitiated", "PaymentCancelled"], ["PaymentInitiated", "PaymentCreated", "PaymentCancelled"]]).toContainEqual(history);
+      outcomes.add(history.join(">"));
+      const settles = (await simulator.calls()).filter((c: Json) => c.route === "settle" && c.status === 200 && c.paymentId === res.body.paymentReference);
+      expect(settles).toEqual([]);
+    }
+    expect(outcomes.size).toBeGreaterThan(0);
+  });
+
+  it("after a create attempt that timed out finds the provider's payment by its key and cancels it too", async () => {
+    await simulator.settings({ timeoutRate: 1 });
+    const payment = await createPayment({ amount: 520, currency: "GBP" });
+    await vi_waitForCall("create", 520);
+    await simulator.settings({ timeoutRate: 0 });
+    const res = await api(`/api/payments/${payment.id}/cancel`, { body: {} });
+    expect(res.body).toMatchObject({ status: "cancelled", paymentReference: expect.any(String) });
+    expect(await types(payment.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentCancelled"]);
+    const atProvider = Object.values((await simulator.payments()) as Json).flat().filter((p: Json) => p.amount === 520);
+    expect(atProvider).toHaveLength(1);
+    expect((atProvider[0] as Json).status).toBe("cancelled");
+  });
+});
+
+async function vi_waitForCall(route: string, amount: number) {
+  const { vi } = await import("vitest");
+  await vi.waitFor(async () => expect((await simulator.calls()).some((c: Json) => c.route === route && c.body?.amount === amount)).toBe(true), { timeout: 5000, interval: 20 });
+}

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+
+const settledPayment = async (amount: number, currency = "GBP") => {
+  const payment = await createPayment({ amount, currency });
+  return waitForPayment(payment.id, (p) => p.status === "completed");
+};
+const refundEvents = async (id: string) => (await store().load(`pay:${id}`)).filter((d) => d.eventType.startsWith("Refund"));
+
+afterEach(() => simulator.reset());
+
+describe("refunds", () => {
+  it("accept exactly 50 of 100 concurrent refunds of 1.00 on a 50.00 payment, and the stream's refunds sum to 50.00", async () => {
+    const payment = await settledPayment(50);
+    const results = await Promise.all(Array.from({ length: 100 }, () => api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })));
+    expect(results.filter((r) => r.status === 202)).toHaveLength(50);
+    const rejected = results.filter((r) => r.status !== 202);
+    expect(rejected).toHaveLength(50);
+    expect(rejected.every((r) => r.status === 422 && r.body.code === "refund_exceeds_amount")).toBe(true);
+    const requested = (await refundEvents(payment.id)).filter((d) => d.eventType === "RefundRequested");
+    expect(requested.reduce((sum, d) => sum + Math.round((d.eventData.Amount as number) * 100), 0)).toBe(5000);
+    const done = await waitForPayment(payment.id, (p) => p.refunds.every((r) => r.status === "succeeded"));
+    expect(done.refundedAmount).toBe(50);
+    expect(done.refunds).toHaveLength(50);
+  });
+
+  it("answer 202 with the refund, then run it at the provider and notify the merchant, signed", async () => {
+    const payment = await settledPayment(80);
+    const res = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 12.34 } });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ object: "refund", paymentId: payment.id, amount: 12.34, currency: "GBP", status: "pending" });
+    const done = await waitForPayment(payment.id, (p) => p.refunds[0]?.status === "succeeded");
+    expect(done).toMatchObject({ refundedAmount: 12.34, status: "completed" });
+    const list = await api(`/api/payments/${payment.id}/refunds`);
+    expect(list.body.refunds).toEqual([expect.objectContaining({ id: res.body.id, status: "succeeded", providerRefundId: expect.any(String) })]);
+    await waitForPaymentNotification(payment.id, "refund.succeeded");
+  });
+
+  it("replay one refund for a retry with its Idempotency-Key, and refuse the key with another amount", async () => {
+    const payment = await settledPayment(20);
+    const key = crypto.randomUUID();
+    const first = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 5 }, headers: { "idempotency-key": key } });
+    const again = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 5 }, headers: { "idempotency-key": key } });
+    expect(again).toMatchObject({ status: 202, body: first.body });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    const other = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 6 }, headers: { "idempotency-key": key } });
+    expect(other).toMatchObject({ status: 422, body: { code: "idempotency_key_reused" } });
+    expect((await refundEvents(payment.id)).filter((d) => d.eventType === "RefundRequested")).toHaveLength(1);
+  });
+
+  it("free their amount again when the provider refuses them, and the merchant hears of it", async () => {
+    await simulator.settings({ declines: [{ route: "refund", amountEquals: 30, code: "refund_declined", reason: "too late" }] });
+    const payment = await settledPayment(50);
+    await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 30 } });
+    const failed = await waitForPayment(payment.id, (p) => p.refunds[0]?.status === "failed");
+    expect(failed.refunds[0]).toMatchObject({ status: "failed", failureReason: "refund_declined" });
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 50 } })).status).toBe(202);
+    await waitForPaymentNotification(payment.id, "refund.failed");
+  });
+
+  it("are refused before settlement (409), on cancelled payments (409) and with too many decimals (400)", async () => {
+    await simulator.settings({ failNext: { route: "create", count: 3, status: 503 } });
+    const stuck = await createPayment({ amount: 401, currency: "GBP" });
+    await waitForPayment(stuck.id, (p) => p.stalled !== null);
+    expect((await api(`/api/payments/${stuck.id}/refunds`, { body: { amount: 1 } })).body.code).toBe("payment_not_settled");
+    const cancelled = await api(`/api/payments/${stuck.id}/cancel`, { body: {} });
+    expect(cancelled.status).toBe(200);
+    expect((await api(`/api/payments/${stuck.id}/refunds`, { body: { amount: 1 } })).body).toMatchObject({ status: 409, code: "payment_not_refundable" });
+    const payment = await settledPayment(10);
+    const precise = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1.234 } });
+    expect(precise).toMatchObject({ status: 400, body: { code: "validation_failed", errors: { amount: [expect.any(String)] } } });
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: -1 } })).status).toBe(400);
+  });
+});
+
+async function waitForPaymentNotification(paymentId: string, type: string) {
+  const { vi } = await import("vitest");
+  await vi.waitFor(
+    async () => {
+      const notes = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === paymentId && c.status === 200);
+      expect(notes.map((n: Json) => JSON.parse(n.body.jsonPayload).type)).toContain(type);
+    },
+    { timeout: 10_000, interval: 50 },
+  );
+}

@@ -1,0 +1,22 @@
+// Settings of the e2e stack: its own keys, and short timers so failures and retries show quickly.
+import type { StackKeys } from "../../scripts/stack.ts";
+
+export const e2eDatabase = "regis-pay-e2e";
+export const e2eContainer = "events";
+
+export const e2eKeys: StackKeys = {
+  merchantId: "e2e",
+  merchantKey: "sk_test_e2e_merchant_1",
+  adminKey: "sk_test_e2e_admin_1",
+  webhookSecret: "e2e-webhook-secret-0123456789",
+};
+
+export const e2eVars = {
+  ENVIRONMENT: "test",
+  LOG_LEVEL: "warn",
+  // Regis Pay's own documents (no MerchantId) belong to the e2e merchant.
+  LEGACY_MERCHANT_ID: e2eKeys.merchantId,
+  RETRY_BASE_SECONDS: "0",
+  RELAY_CHECK_MS: "500",
+  WATCHDOG_MS: "5000",
+};

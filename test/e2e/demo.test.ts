@@ -1,0 +1,42 @@
+// `npm run demo` against the shared e2e stack, and against nothing.
+import { execFile } from "node:child_process";
+import { createServer } from "node:net";
+import { describe, expect, it } from "vitest";
+import { root } from "../../scripts/stack.ts";
+import { stack } from "./helpers.ts";
+
+function npmRunDemo(env: Record<string, string>) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile("npm", ["run", "--silent", "demo"], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** A port nothing listens on: bound, then released. */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+describe("when the service is running", () => {
+  it("creates a payment, prints its four events in order and exits 0", async () => {
+    const run = await npmRunDemo({ API_URL: stack.apiUrl, API_KEY: stack.merchantKey, DEMO_TIMEOUT_MS: "30000" });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const printed = [...run.stdout.matchAll(/v(\d)\s+(Payment\w+)\s+\+\d+ ms/g)].map((m) => `${m[1]} ${m[2]}`);
+    expect(printed).toEqual(["1 PaymentInitiated", "2 PaymentCreated", "3 PaymentSettled", "4 PaymentCompleted"]);
+  });
+});
+
+describe("when the service is not running", () => {
+  it("says so in one line and exits 1", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const run = await npmRunDemo({ API_URL: url, API_KEY: "sk_any" });
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split("\n")).toEqual([`demo: Regis Pay is not answering at ${url} (ECONNREFUSED); start it with \`npm start\``]);
+  });
+});

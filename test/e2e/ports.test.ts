@@ -1,0 +1,37 @@
+// A port already in use stops the stack before anything starts, with one line naming the port.
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { root, startStack } from "../../scripts/stack.ts";
+import { e2eKeys } from "./constants.ts";
+
+let taken: Server;
+let port: number;
+
+beforeAll(async () => {
+  taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+  port = (taken.address() as { port: number }).port;
+});
+afterAll(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+
+describe("when a port of the stack is already in use", () => {
+  it.each([
+    ["apiPort", "API"],
+    ["cosmosPort", "Cosmos emulator"],
+    ["providerPort", "provider simulator"],
+  ] as const)("startStack with that %s rejects naming it", async (option, what) => {
+    const ports = { apiPort: 0, cosmosPort: 0, providerPort: 0, [option]: port };
+    await expect(startStack({ ...ports, keys: e2eKeys, quiet: true })).rejects.toThrow(new Error(`port ${port} (${what}) is already in use`));
+  });
+
+  it("npm start prints one line naming it and exits 1", async () => {
+    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, ["scripts/start.ts"], { cwd: root, env: { ...process.env, API_PORT: String(port), COSMOS_PORT: "0", PROVIDER_PORT: "0" }, timeout: 30_000 }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`npm start: port ${port} (API) is already in use\n`);
+  });
+});

@@ -59,6 +59,17 @@ export default defineConfig({
         extends: false,
         test: { name: "node", include: ["test/**/*.node.test.ts"], exclude: ["test/e2e/**"], environment: "node" },
       },
+      {
+        extends: false,
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          // Its own stack (emulator, simulator, wrangler dev), started once for all e2e files and stopped at the end.
+          globalSetup: ["test/e2e/setup.ts"],
+          testTimeout: 60_000,
+        },
+      },
     ],
   },
 });

@@ -70,9 +70,8 @@ export default async function setup(project: TestProject) {
   });
   const { stop, ...provided } = stack;
   project.provide("e2eStack", provided);
-  console.log("E2E GLOBALSETUP", project.name, project.config.globalSetup);
   return async () => {
-    if (!process.env.SABOTAGE) await stop();
+    await stop();
     rmSync(persistTo, { recursive: true, force: true });
     const left = await leftovers(provided);
     if (left.length > 0) throw new Error(`the e2e stack left things running after stop(): ${left.join("; ")}`);

@@ -1,7 +1,7 @@
 // Test projects: "workers" runs on the real Workers runtime against the local Cosmos emulator and provider
 // simulator (started by test/setup/services.ts); "node" runs the local tools' own suites.
 import { createHash } from "node:crypto";
-import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { emulatorKey, keys, testContainer, testDatabase, webhookSecret } from "./test/setup/constants.ts";
 
@@ -15,10 +15,13 @@ export default defineConfig({
       {
         extends: false,
         plugins: [
-          cloudflareTest(({ inject }) => ({
+          cloudflareTest(async ({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
+              // Requests from tests are many and quick: the per-merchant limit is raised as for load runs.
+              ratelimits: { MERCHANT_RATE_LIMIT: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } } },
               bindings: {
+                TEST_MIGRATIONS: await readD1Migrations("./migrations"),
                 ENVIRONMENT: "test",
                 LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
                 COSMOS_ENDPOINT: inject("cosmosEndpoint"),
@@ -48,6 +51,7 @@ export default defineConfig({
         ],
         test: {
           name: "workers",
+          setupFiles: ["test/setup/migrations.ts"],
           testTimeout: 30_000,
           include: ["test/**/*.test.ts"],
           exclude: ["test/**/*.node.test.ts", "test/e2e/**"],

@@ -57,6 +57,10 @@ export const configSchema = z.object({
   RELAY_SETTLE_MS: ms(60_000),
   /** A payment that has not progressed for this long is re-driven. */
   WATCHDOG_MS: ms(120_000),
+  /** How long a live WebSocket ticket is valid. */
+  LIVE_TICKET_TTL_SECONDS: z.coerce.number().int().positive().default(60),
+  /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */
+  RATE_LIMIT_PERIOD_SECONDS: z.coerce.number().int().positive().default(60),
   /** Re-decisions after an append conflict before answering 409. */
   CONFLICT_RETRIES: z.coerce.number().int().min(0).default(3),
 });

@@ -26,6 +26,11 @@ export interface EventStore {
   append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult>;
   /** Resolves when the store answers (the health check). */
   ping(): Promise<void>;
+  /**
+   * The ids of streams written to, page by page in commit order (Cosmos's change feed), from the beginning or
+   * from a continuation; `continuation` null once caught up. Rebuilds read models.
+   */
+  changedStreams(continuation: string | null, maxItems: number): Promise<{ streamIds: string[]; continuation: string | null }>;
 }
 
 export type StoreFailure = "throttled" | "unavailable" | "timeout" | "rejected";

@@ -15,6 +15,10 @@ export class MemoryEventStore implements EventStore {
 
   async ping() {}
 
+  async changedStreams(continuation: string | null) {
+    return { streamIds: continuation ? [] : [...this.streams.keys()], continuation: null };
+  }
+
   async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {
     const stream = this.streams.get(streamId) ?? [];
     const current = stream.length;

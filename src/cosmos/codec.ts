@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { eventDocument, eventIdOf, type EventDocument } from "../core/eventStore.ts";
 import { steps, type PaymentEvent, type Recorded } from "../payment/events.ts";
+import { evolve, initialState, type State } from "../payment/state.ts";
 
 const timestamp = z.string().min(1);
 // .NET writes absent optional values as null; the domain has them undefined.
@@ -55,4 +56,17 @@ export type Envelope = { eventId: string; correlationId: string | null; causatio
 
 export function encode(streamId: string, version: number, event: PaymentEvent, e: Envelope): EventDocument {
   return eventDocument(streamId, version, event.type, event.data, e.eventId, { correlationId: e.correlationId, causationId: e.causationId });
+}
+
+/** Folds stored documents onto a state: the version advances over every document, readable or not. */
+export function replay(docs: EventDocument[], from: { state: State; version: number } = { state: initialState(), version: 0 }) {
+  let { state, version } = from;
+  const unreadable: Extract<Decoded, { ok: false }>[] = [];
+  for (const doc of docs) {
+    const decoded = decode(doc);
+    if (decoded.ok) state = evolve(state, decoded.event);
+    else unreadable.push(decoded);
+    version = doc.stream.version;
+  }
+  return { state, version, unreadable };
 }

@@ -1,5 +1,5 @@
 // The event store on Azure Cosmos DB: one partition per stream (/stream/id), appends through spAppendToStream.
-import { CosmosClient, type Container, type ErrorResponse } from "@azure/cosmos";
+import { ChangeFeedStartFrom, CosmosClient, StatusCodes, type Container, type ErrorResponse } from "@azure/cosmos";
 import { EventStoreError, type AppendResult, type EventDocument, type EventStore } from "../core/eventStore.ts";
 import { spAppendToStreamId } from "./spAppendToStream.ts";
 
@@ -87,6 +87,17 @@ export class CosmosEventStore implements EventStore {
 
   async ping() {
     await guarded(() => this.container.read());
+  }
+
+  async changedStreams(continuation: string | null, maxItems: number) {
+    const iterator = this.container.items.getChangeFeedIterator<{ stream?: { id?: string } }>({
+      changeFeedStartFrom: continuation ? ChangeFeedStartFrom.Continuation(continuation) : ChangeFeedStartFrom.Beginning(),
+      maxItemCount: maxItems,
+    });
+    const page = await guarded(() => iterator.readNext());
+    if (page.statusCode === StatusCodes.NotModified || page.result.length === 0) return { streamIds: [], continuation: null };
+    const streamIds = [...new Set(page.result.flatMap((d) => (d.stream?.id ? [d.stream.id] : [])))];
+    return { streamIds, continuation: page.continuationToken };
   }
 
   async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {

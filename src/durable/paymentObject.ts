@@ -11,13 +11,13 @@ import { DurableObject } from "cloudflare:workers";
 import type { EventDocument } from "../core/eventStore.ts";
 import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
-import { decode, encode } from "../cosmos/codec.ts";
+import { encode, replay } from "../cosmos/codec.ts";
 import { decide, type Command } from "../payment/decide.ts";
-import { streamIdOf, type Recorded } from "../payment/events.ts";
+import { streamIdOf } from "../payment/events.ts";
 import { nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
 import { toMajor, toMinor } from "../payment/money.ts";
-import { paymentResource, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
-import { evolve, fold, initialState, type Payment, type State } from "../payment/state.ts";
+import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
+import { initialState, type Payment, type State } from "../payment/state.ts";
 import { provider } from "../provider/client.ts";
 import { eventMessage, type EventMessage } from "../queue/message.ts";
 import { services, type Services } from "../wiring.ts";
@@ -98,11 +98,9 @@ export class PaymentObject extends DurableObject<Env> {
     if (at.atVersion !== undefined && at.atVersion > this.version) return failure("version_not_found", `the payment has ${this.version} versions`);
     const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), 1, at.atVersion);
     const asOf = at.asOf === undefined ? Number.POSITIVE_INFINITY : Date.parse(at.asOf);
-    const events = docs.map(decode).flatMap((d) => (d.ok ? [d.event] : []));
-    const until = events.filter((e) => Date.parse(e.data.Timestamp) <= asOf);
-    const then = fold(until);
-    if (then.status === "none") return failure("payment_not_found", `the payment did not exist at ${at.asOf}`);
-    return { ok: true, status: 200, body: paymentResource(then, until.at(-1)?.version ?? 0) };
+    const then = replay(docs.filter((d) => Date.parse(String(d.eventData.Timestamp)) <= asOf));
+    if (then.state.status === "none") return failure("payment_not_found", `the payment did not exist at ${at.asOf}`);
+    return { ok: true, status: 200, body: paymentResource(then.state, then.version) };
   }
 
   async history(caller: Caller, paymentId: string, fromVersion: number, limit: number): Promise<Reply<{ events: EventDocument[]; nextFromVersion: number | null }>> {
@@ -213,6 +211,26 @@ export class PaymentObject extends DurableObject<Env> {
     });
   }
 
+  /** The live WebSocket (the Worker checked the ticket): accepted with the hibernation API, so idle sockets cost nothing. */
+  override async fetch(request: Request): Promise<Response> {
+    const caller = { merchantId: request.headers.get("x-merchant-id") ?? "", requestId: "live" };
+    const owned = await this.owned(caller, request.headers.get("x-payment-id") ?? "");
+    if (!owned.ok) return new Response(null, { status: 404 });
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    server.send(JSON.stringify({ type: "hello", payment: this.resource() }));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer) {
+    if (message === "ping") ws.send("pong");
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number) {
+    // 1005/1006 report a close without a status; they cannot be sent back.
+    ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
+  }
+
   override async alarm() {
     await this.serialize(async () => {
       const meta = this.meta();
@@ -254,8 +272,7 @@ export class PaymentObject extends DurableObject<Env> {
       }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
-        this.apply(docs);
-        this.unrelayed.push(...docs);
+        this.committed(docs);
         this.setPending(null);
         await this.relay();
         await this.scheduleAlarm();
@@ -405,19 +422,36 @@ export class PaymentObject extends DurableObject<Env> {
   private async syncTail() {
     const tail = await this.svc.store.loadFrom(streamIdOf(this.paymentId()), this.version + 1);
     if (tail.length === 0) return;
-    this.apply(tail);
-    this.unrelayed.push(...tail);
+    this.committed(tail);
     await this.relay();
   }
 
   private apply(docs: EventDocument[]) {
-    for (const doc of docs) {
-      const decoded = decode(doc);
-      if (decoded.ok) this.state = evolve(this.state, decoded.event as Recorded);
-      else log("warn", "unreadable event", { streamId: doc.stream.id, version: decoded.version, eventType: decoded.eventType, problem: decoded.problem });
-      this.version = doc.stream.version;
-    }
+    const replayed = replay(docs, { state: this.state, version: this.version });
+    this.state = replayed.state;
+    this.version = replayed.version;
+    for (const u of replayed.unreadable)
+      log("warn", "unreadable event", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
     if (docs.length > 0) this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+  }
+
+  /** Events known committed in Cosmos: applied, queued for the relay, and pushed to live sockets. */
+  private committed(docs: EventDocument[]) {
+    this.apply(docs);
+    this.unrelayed.push(...docs);
+    const sockets = this.ctx.getWebSockets();
+    if (sockets.length === 0) return;
+    const payment = this.resource();
+    for (const event of docs) {
+      const message = JSON.stringify({ type: "event", event, payment });
+      for (const ws of sockets) {
+        try {
+          ws.send(message);
+        } catch {
+          // A socket closing under us: the client reconnects and catches up over REST.
+        }
+      }
+    }
   }
 
   /** Sends the committed events not yet relayed; on failure they stay for the alarm. */
@@ -438,8 +472,9 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   private async send(docs: EventDocument[]) {
+    const summary = this.state.status === "none" ? undefined : paymentSummary(this.state, this.version, this.ownerOf(this.state));
     for (let i = 0; i < docs.length; i += 100) {
-      const messages = docs.slice(i, i + 100).map((d) => ({ body: eventMessage(d), contentType: "json" as const }));
+      const messages = docs.slice(i, i + 100).map((d) => ({ body: eventMessage(d, summary), contentType: "json" as const }));
       await this.env.EVENTS.sendBatch(messages);
       for (const m of messages) log("info", "event relayed", { paymentId: this.paymentId(), eventId: m.body.eventId, version: m.body.version, type: m.body.type });
     }

@@ -3,6 +3,8 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app.ts";
 import { route } from "./payments.ts";
 import { answer } from "./reply.ts";
+import { rebuildPage } from "../readModel/payments.ts";
+import { services } from "../wiring.ts";
 import { paymentIdParam } from "./schemas.ts";
 
 export const admin = new OpenAPIHono<AppEnv>();
@@ -23,5 +25,27 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     return answer(c, await c.env.PAYMENTS.getByName(id).redrive(id));
+  },
+);
+
+route(
+  admin,
+  createRoute({
+    method: "post",
+    path: "/read-model/rebuild",
+    summary: "Rebuild the payments list from Cosmos's change feed, one page per call (admin key)",
+    security: [{ bearer: [] }],
+    request: { body: { content: { "application/json": { schema: z.strictObject({ continuation: z.string().max(10_000).nullable().optional() }) } }, required: false } },
+    responses: {
+      200: {
+        description: "One page rebuilt; call again with the continuation until it is null",
+        content: { "application/json": { schema: z.object({ payments: z.number(), continuation: z.string().nullable() }) } },
+      },
+    },
+  }),
+  async (c) => {
+    const body = (c.req.valid("json") ?? {}) as { continuation?: string | null };
+    const { store, config } = services(c.env);
+    return c.json(await rebuildPage(c.env.READ_MODEL, store, body.continuation ?? null, config.LEGACY_MERCHANT_ID), 200);
   },
 );

@@ -9,6 +9,7 @@ import { log } from "../core/log.ts";
 import { services } from "../wiring.ts";
 import { admin } from "./admin.ts";
 import { bearer, isAdmin, merchantOf } from "./auth.ts";
+import { live } from "./live.ts";
 import { payments } from "./payments.ts";
 import { problem } from "./problems.ts";
 import { fieldErrors } from "./reply.ts";
@@ -72,8 +73,12 @@ app.use("/admin/*", requestGuards);
 app.use("/api/*", bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) }));
 
 app.use("/api/*", async (c, next) => {
+  // The live WebSocket carries a signed ticket instead of a key (browsers cannot set headers on WebSockets).
+  if (c.req.method === "GET" && /^\/api\/payments\/[^/]+\/live$/.test(c.req.path)) return next();
   const merchantId = await merchantOf(c.var.config, bearer(c.req.header("authorization")));
   if (!merchantId) return problem(c, "unauthorized");
+  const { success } = await c.env.MERCHANT_RATE_LIMIT.limit({ key: merchantId });
+  if (!success) return problem(c, "rate_limited", { retryAfterSeconds: c.var.config.RATE_LIMIT_PERIOD_SECONDS });
   c.set("caller", { merchantId, requestId: c.var.requestId });
   await next();
 });
@@ -84,6 +89,7 @@ app.use("/admin/*", async (c, next) => {
 });
 
 app.route("/api", payments);
+app.route("/api", live);
 app.route("/admin", admin);
 
 app.notFound((c) => problem(c, "not_found", { detail: `no route ${c.req.method} ${c.req.path}` }));

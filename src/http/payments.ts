@@ -13,6 +13,8 @@ import {
   historyQuery,
   idempotencyKeyHeader,
   legacyCreateBody,
+  listQuery,
+  paymentSummarySchema,
   paymentIdParam,
   paymentQuery,
   paymentSchema,
@@ -20,6 +22,7 @@ import {
   refundSchema,
 } from "./schemas.ts";
 import { problem } from "./problems.ts";
+import { list } from "../readModel/payments.ts";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
 // Problems are documented without a body schema on each route (the Problem component describes them), which also
@@ -176,5 +179,24 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     return answer(c, await c.env.PAYMENTS.getByName(id).refunds(c.var.caller, id), (refunds) => ({ refunds }));
+  },
+);
+
+route(
+  payments,
+  createRoute({
+    method: "get",
+    path: "/payments",
+    summary: "The merchant's payments, newest first, filtered and paged by cursor (from the read model)",
+    security,
+    request: { query: listQuery },
+    responses: {
+      200: { description: "A page", ...json(z.object({ object: z.literal("list"), data: z.array(paymentSummarySchema), nextCursor: z.string().nullable() })) },
+      ...problems(400, 401),
+    },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    return c.json(await list(c.env.READ_MODEL, { ...q, merchantId: c.var.caller.merchantId }), 200);
   },
 );

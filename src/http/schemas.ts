@@ -1,9 +1,12 @@
 // zod schemas of the public API: they validate requests and generate the OpenAPI document.
 import { z } from "@hono/zod-openapi";
 import { steps } from "../payment/events.ts";
+import { decodeCursor } from "../readModel/payments.ts";
 import type { PaymentResource, RefundResource } from "../payment/resource.ts";
+import type { Status } from "../payment/state.ts";
 
 const noControlCharacters = /^[^\u0000-\u001f\u007f]*$/;
+const statuses = ["initiated", "created", "settled", "completed", "failed", "cancelled"] as const satisfies readonly Status[];
 
 export const amountSchema = z
   .number({ error: "amount must be a number" })
@@ -79,7 +82,7 @@ export const paymentSchema = z
   .object({
     object: z.literal("payment"),
     id: z.string(),
-    status: z.enum(["initiated", "created", "settled", "completed", "failed", "cancelled"]),
+    status: z.enum(statuses),
     amount: z.number(),
     currency: z.string(),
     paymentReference: z.string().nullable(),
@@ -121,3 +124,27 @@ export const problemSchema = z
     requestId: z.string().optional(),
   })
   .openapi("Problem");
+
+export const listQuery = z.strictObject({
+  status: z.enum(statuses).optional(),
+  currency: z.string().regex(/^[A-Z]{3}$/, { error: "currency is an ISO 4217 code" }).optional(),
+  createdFrom: z.iso.datetime({ offset: true }).optional().openapi({ description: "Initiated at or after (ISO 8601)" }),
+  createdTo: z.iso.datetime({ offset: true }).optional().openapi({ description: "Initiated before (ISO 8601)" }),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(256).refine((c) => decodeCursor(c) !== null, { error: "not a cursor from this API" }).optional(),
+});
+
+export const paymentSummarySchema = z
+  .object({
+    object: z.literal("payment_summary"),
+    id: z.string(),
+    status: z.enum(statuses),
+    amount: z.number(),
+    currency: z.string(),
+    initiatedAt: z.string(),
+    updatedAt: z.string(),
+    version: z.number(),
+    stalled: z.boolean(),
+    refundedAmount: z.number(),
+  })
+  .openapi("PaymentSummary");

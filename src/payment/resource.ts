@@ -4,6 +4,7 @@ import { refundedMinor, type Payment, type Refund } from "./state.ts";
 
 export type RefundResource = ReturnType<typeof refundResource>;
 export type PaymentResource = ReturnType<typeof paymentResource>;
+export type PaymentSummary = ReturnType<typeof paymentSummary>;
 
 export function refundResource(payment: Payment, r: Refund) {
   return {
@@ -42,5 +43,26 @@ export function paymentResource(p: Payment, version: number) {
     completedAt: p.times.completedAt ?? null,
     failedAt: p.times.failedAt ?? null,
     cancelledAt: p.times.cancelledAt ?? null,
+  };
+}
+
+/** One row of the payments list: what a merchant filters and pages by. `updatedAt` is the newest stage's time. */
+export function paymentSummary(p: Payment, version: number, merchantId: string) {
+  const t = p.times;
+  const updatedAt = [t.initiatedAt, t.createdAt, t.settledAt, t.completedAt, t.failedAt, t.cancelledAt, ...p.refunds.map((r) => r.completedAt ?? r.requestedAt)]
+    .filter((x): x is string => Boolean(x))
+    .sort((a, b) => Date.parse(a) - Date.parse(b))
+    .at(-1)!;
+  return {
+    id: p.id,
+    merchantId,
+    status: p.status,
+    amount: toMajor(p.amountMinor, p.currency),
+    currency: p.currency,
+    initiatedAt: t.initiatedAt,
+    updatedAt,
+    version,
+    stalled: p.stalled !== null || p.refunds.some((r) => r.stalled !== null),
+    refundedAmount: toMajor(refundedMinor(p), p.currency),
   };
 }

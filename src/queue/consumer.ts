@@ -1,7 +1,8 @@
-// The queue consumers: each committed event runs the step it triggers in its payment's object; exhausted
-// messages (the dead-letter queue) mark that step stalled.
+// The queue consumers: each committed event updates the payments list and runs the step it triggers in its
+// payment's object; exhausted messages (the dead-letter queue) mark that step stalled.
 import { log } from "../core/log.ts";
 import type { Config } from "../config.ts";
+import { project } from "../readModel/payments.ts";
 import { eventMessageSchema, type EventMessage } from "./message.ts";
 
 /** Exponential backoff with full jitter, in whole seconds (the queue's unit), capped. */
@@ -21,6 +22,7 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
       const event: EventMessage = parsed.data;
       const fields = { queue: batch.queue, eventId: event.eventId, streamId: event.streamId, version: event.version, type: event.type, correlationId: event.correlationId, attempts: message.attempts };
       try {
+        if (event.summary) await project(env.READ_MODEL, event.summary);
         const stub = env.PAYMENTS.getByName(event.streamId.slice("pay:".length));
         const result = deadLetters ? await stub.onExhausted(event) : await stub.onEvent(event);
         if (result.outcome === "retry") {

@@ -1,6 +1,21 @@
 // The relay's message: one committed event, validated with zod where it enters the consumer.
 import { z } from "zod";
+import type { PaymentSummary } from "../payment/resource.ts";
 import { eventIdOf, type EventDocument } from "../core/eventStore.ts";
+
+/** The payment as it was when the event was relayed (at `summary.version` >= the event's), for the read model. */
+export const summarySchema = z.object({
+  id: z.string(),
+  merchantId: z.string(),
+  status: z.enum(["initiated", "created", "settled", "completed", "failed", "cancelled"]),
+  amount: z.number(),
+  currency: z.string(),
+  initiatedAt: z.string(),
+  updatedAt: z.string(),
+  version: z.number().int().positive(),
+  stalled: z.boolean(),
+  refundedAmount: z.number(),
+}) satisfies z.ZodType<PaymentSummary>;
 
 export const eventMessageSchema = z.object({
   eventId: z.string().min(1),
@@ -10,12 +25,13 @@ export const eventMessageSchema = z.object({
   data: z.record(z.string(), z.unknown()),
   correlationId: z.string().nullable(),
   causationId: z.string().nullable(),
+  summary: summarySchema.optional(),
 });
 
 export type EventMessage = z.infer<typeof eventMessageSchema>;
 
 /** The message of a committed event document. */
-export function eventMessage(doc: EventDocument): EventMessage {
+export function eventMessage(doc: EventDocument, summary?: EventMessage["summary"]): EventMessage {
   return {
     eventId: eventIdOf(doc),
     streamId: doc.stream.id,
@@ -24,5 +40,6 @@ export function eventMessage(doc: EventDocument): EventMessage {
     data: doc.eventData,
     correlationId: doc.metadata?.correlationId ?? null,
     causationId: doc.metadata?.causationId ?? null,
+    ...(summary ? { summary } : {}),
   };
 }

@@ -67,6 +67,7 @@ export default async function setup(project: TestProject) {
     keys: e2eKeys,
     vars: e2eVars,
     quiet: true,
+    logFile: ".local/logs/e2e.log",
   });
   const { stop, ...provided } = stack;
   project.provide("e2eStack", provided);

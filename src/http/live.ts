@@ -1,0 +1,44 @@
+// Live updates: a ticket for the payment's WebSocket, and the WebSocket itself, accepted by the payment's object.
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "./app.ts";
+import { problem } from "./problems.ts";
+import { route } from "./payments.ts";
+import { paymentIdParam } from "./schemas.ts";
+import { signTicket, verifyTicket } from "./tickets.ts";
+
+export const live = new OpenAPIHono<AppEnv>();
+
+route(
+  live,
+  createRoute({
+    method: "post",
+    path: "/payments/{id}/live-tickets",
+    summary: "A short-lived ticket for the payment's live WebSocket",
+    security: [{ bearer: [] }],
+    request: { params: paymentIdParam },
+    responses: {
+      201: { description: "The ticket", content: { "application/json": { schema: z.object({ ticket: z.string(), expiresAt: z.string() }) } } },
+      404: { description: "application/problem+json, see Problem" },
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const owned = await c.env.PAYMENTS.getByName(id).get(c.var.caller, id);
+    if (!owned.ok) return problem(c, owned.code, { detail: owned.message });
+    const expiresAt = Date.now() + c.var.config.LIVE_TICKET_TTL_SECONDS * 1000;
+    const ticket = await signTicket(c.var.config.WEBHOOK_SECRET, { paymentId: id, merchantId: c.var.caller.merchantId, expiresAt });
+    return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString() }, 201);
+  },
+);
+
+/** Reached without a key (see the auth middleware): the ticket is the credential. */
+live.get("/payments/:id/live", async (c) => {
+  const ticket = await verifyTicket(c.var.config.WEBHOOK_SECRET, c.req.query("ticket") ?? "", Date.now());
+  const id = c.req.param("id");
+  if (!ticket || ticket.paymentId !== id) return problem(c, "unauthorized", { detail: "a valid live ticket for this payment is required" });
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return problem(c, "upgrade_required");
+  const headers = new Headers(c.req.raw.headers);
+  headers.set("x-merchant-id", ticket.merchantId);
+  headers.set("x-payment-id", id);
+  return c.env.PAYMENTS.getByName(id).fetch(new Request(c.req.raw, { headers }));
+});

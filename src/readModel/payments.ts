@@ -1,0 +1,102 @@
+// The payments list: a read model in D1, kept from the relayed events and rebuildable from Cosmos's change feed.
+// Rows only move forward (an upsert wins only with a higher version), so redelivered, late or reordered
+// messages cannot double-count or roll a payment back: each event's effect is applied at most once.
+import type { EventStore } from "../core/eventStore.ts";
+import { replay } from "../cosmos/codec.ts";
+import { paymentSummary, type PaymentSummary } from "../payment/resource.ts";
+import type { Status } from "../payment/state.ts";
+
+export type ListQuery = { merchantId: string; status?: Status; currency?: string; createdFrom?: string; createdTo?: string; limit: number; cursor?: string };
+
+type Row = {
+  id: string;
+  merchant_id: string;
+  status: Status;
+  amount: number;
+  currency: string;
+  initiated_at: string;
+  initiated_ms: number;
+  updated_at: string;
+  version: number;
+  stalled: number;
+  refunded_amount: number;
+};
+
+/** Records the payment as of `summary.version`, unless the row already holds that version or a newer one. */
+export async function project(db: D1Database, s: PaymentSummary, force = false) {
+  await db
+    .prepare(
+      `INSERT INTO payments (id, merchant_id, status, amount, currency, initiated_at, initiated_ms, updated_at, version, stalled, refunded_amount)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
+         stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id
+       WHERE ?12 OR excluded.version > payments.version`,
+    )
+    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, force ? 1 : 0)
+    .run();
+}
+
+/** The cursor is opaque to clients: the last row's (initiation time, id), the listing's sort key. */
+const encodeCursor = (r: Row) => btoa(JSON.stringify([r.initiated_ms, r.id])).replace(/=+$/, "");
+export function decodeCursor(cursor: string): [number, string] | null {
+  try {
+    const v = JSON.parse(atob(cursor)) as unknown;
+    return Array.isArray(v) && v.length === 2 && Number.isInteger(v[0]) && typeof v[1] === "string" ? [v[0], v[1]] : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function list(db: D1Database, q: ListQuery) {
+  const where = ["merchant_id = ?"];
+  const args: (string | number)[] = [q.merchantId];
+  if (q.status) where.push("status = ?"), args.push(q.status);
+  if (q.currency) where.push("currency = ?"), args.push(q.currency);
+  if (q.createdFrom) where.push("initiated_ms >= ?"), args.push(Date.parse(q.createdFrom));
+  if (q.createdTo) where.push("initiated_ms < ?"), args.push(Date.parse(q.createdTo));
+  const after = q.cursor ? decodeCursor(q.cursor) : null;
+  if (after) where.push("(initiated_ms, id) < (?, ?)"), args.push(after[0], after[1]);
+  const { results } = await db
+    .prepare(`SELECT * FROM payments WHERE ${where.join(" AND ")} ORDER BY initiated_ms DESC, id DESC LIMIT ?`)
+    .bind(...args, q.limit + 1)
+    .all<Row>();
+  const page = results.slice(0, q.limit);
+  return {
+    object: "list" as const,
+    data: page.map((r) => ({
+      object: "payment_summary" as const,
+      id: r.id,
+      status: r.status,
+      amount: r.amount,
+      currency: r.currency,
+      initiatedAt: r.initiated_at,
+      updatedAt: r.updated_at,
+      version: r.version,
+      stalled: r.stalled === 1,
+      refundedAmount: r.refunded_amount,
+    })),
+    nextCursor: results.length > q.limit ? encodeCursor(page.at(-1)!) : null,
+  };
+}
+
+export async function clear(db: D1Database) {
+  await db.prepare("DELETE FROM payments").run();
+}
+
+/**
+ * One page of a rebuild from the event store's change feed: the first page (no continuation) empties the list,
+ * then every stream written to is replayed from its events and recorded. Call again with the continuation
+ * until it comes back null.
+ */
+export async function rebuildPage(db: D1Database, store: EventStore, continuation: string | null, legacyMerchantId: string) {
+  if (!continuation) await clear(db);
+  const page = await store.changedStreams(continuation, 100);
+  let payments = 0;
+  for (const streamId of page.streamIds) {
+    const { state, version } = replay(await store.load(streamId));
+    if (state.status === "none") continue;
+    await project(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId), true);
+    payments++;
+  }
+  return { payments, continuation: page.continuation };
+}

@@ -1,0 +1,105 @@
+import { createMessageBatch } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import worker from "../../src/index.ts";
+import { eventMessage } from "../../src/queue/message.ts";
+import { api, createPayment, store, waitForAll, type Json } from "../helpers.ts";
+import { keys } from "../setup/constants.ts";
+
+const listed = async (query = "", key = keys.merchantA) => {
+  const res = await api(`/api/payments${query}`, { key });
+  expect(res.status).toBe(200);
+  return res.body as { data: Json[]; nextCursor: string | null };
+};
+
+/** Waits until the list (read model) shows every payment in `ids` with the status `until` allows. */
+async function waitListed(ids: string[], until: (row: Json) => boolean) {
+  await vi.waitFor(
+    async () => {
+      const rows = new Map((await listed("?limit=100")).data.map((r) => [r.id, r]));
+      for (const id of ids) expect(rows.get(id) && until(rows.get(id)!)).toBe(true);
+    },
+    { timeout: 15_000, interval: 100 },
+  );
+}
+
+describe("the payments list", () => {
+  it("lists the merchant's payments newest first, with filters and cursor paging, never another merchant's", async () => {
+    const mine: Awaited<ReturnType<typeof createPayment>>[] = [];
+    for (const [amount, currency] of [[11, "GBP"], [12, "EUR"], [13, "GBP"], [14, "USD"], [15, "GBP"]] as const) mine.push(await createPayment({ amount, currency }));
+    const theirs = await createPayment({ amount: 16, currency: "GBP" }, { key: keys.merchantB });
+    await waitForAll(mine.map((p) => p.id), (p) => p.status === "completed");
+    await waitListed(mine.map((p) => p.id), (r) => r.status === "completed");
+
+    const all = await listed("?limit=100");
+    expect(all.data.map((r) => r.id)).not.toContain(theirs.id);
+    const order = all.data.map((r) => r.initiatedAt);
+    expect(order).toEqual([...order].sort().reverse());
+    expect(all.data.find((r) => r.id === mine[0]!.id)).toEqual({
+      object: "payment_summary",
+      id: mine[0]!.id,
+      status: "completed",
+      amount: 11,
+      currency: "GBP",
+      initiatedAt: mine[0]!.initiatedAt,
+      updatedAt: expect.any(String),
+      version: 4,
+      stalled: false,
+      refundedAmount: 0,
+    });
+    expect((await listed("?currency=EUR&limit=100")).data.every((r) => r.currency === "EUR")).toBe(true);
+    expect((await listed("?status=failed&limit=100")).data.map((r) => r.id)).not.toContain(mine[0]!.id);
+    const window = await listed(`?createdFrom=${encodeURIComponent(mine[1]!.initiatedAt)}&createdTo=${encodeURIComponent(mine[3]!.initiatedAt)}&limit=100`);
+    expect(window.data.map((r) => r.id).sort()).toEqual([mine[1]!.id, mine[2]!.id].sort());
+
+    // Paging two at a time walks the same rows in the same order, without repeats.
+    const pages: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { data: Json[]; nextCursor: string | null } = await listed(`?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      expect(page.data.length).toBeLessThanOrEqual(2);
+      pages.push(...page.data.map((r) => r.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(pages).toEqual(all.data.map((r) => r.id));
+    expect((await listed("", keys.merchantB)).data.map((r) => r.id)).toEqual([theirs.id]);
+  });
+
+  it("refuses bad filters and cursors with 400", async () => {
+    for (const q of ["?limit=0", "?limit=101", "?status=lost", "?currency=gbp", "?createdFrom=yesterday", "?cursor=bm90LWEtY3Vyc29y", "?colour=red"])
+      expect((await api(`/api/payments${q}`)).status).toBe(400);
+  });
+
+  it("is not changed by redelivered, late or reordered events", async () => {
+    const payment = await createPayment({ amount: 21, currency: "GBP" });
+    await waitForAll([payment.id], (p) => p.status === "completed");
+    await waitListed([payment.id], (r) => r.status === "completed");
+    const docs = await store().load(`pay:${payment.id}`);
+    // Old messages (with the summary of their time) delivered again, in reverse order: the row stays completed.
+    const stale = docs.map((d, i) => eventMessage(d, { id: payment.id, merchantId: "merchant-a", status: "initiated", amount: 21, currency: "GBP", initiatedAt: payment.initiatedAt, updatedAt: payment.initiatedAt, version: i + 1, stalled: false, refundedAmount: 0 }));
+    const batch = createMessageBatch("payment-events", stale.reverse().map((body, i) => ({ id: `m-${i}`, timestamp: new Date(), attempts: 1, body })));
+    await worker.queue(batch as MessageBatch<unknown>, env);
+    const row = (await listed("?limit=100")).data.find((r) => r.id === payment.id);
+    expect(row).toMatchObject({ status: "completed", version: 4 });
+  });
+
+  it("is rebuilt from Cosmos's change feed by the admin route", async () => {
+    const payment = await createPayment({ amount: 22, currency: "GBP" });
+    await waitForAll([payment.id], (p) => p.status === "completed");
+    await waitListed([payment.id], (r) => r.status === "completed");
+    // A row rolled back, and a row for a payment Cosmos never had: the rebuild restores the one and drops the other.
+    await env.READ_MODEL.prepare("UPDATE payments SET status = 'initiated', version = 1 WHERE id = ?").bind(payment.id).run();
+    await env.READ_MODEL.prepare("INSERT INTO payments VALUES ('ghost', 'merchant-a', 'settled', 1, 'GBP', ?1, 0, ?1, 3, 0, 0)").bind(payment.initiatedAt).run();
+    let continuation: string | null = null;
+    let pages = 0;
+    do {
+      const res = await api("/admin/read-model/rebuild", { body: continuation ? { continuation } : {}, key: keys.admin });
+      expect(res.status).toBe(200);
+      continuation = res.body.continuation;
+      pages++;
+    } while (continuation && pages < 1000);
+    const rows = (await listed("?limit=100")).data;
+    expect(rows.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: 4 });
+    expect(rows.map((r) => r.id)).not.toContain("ghost");
+  });
+});

@@ -1,0 +1,54 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { signTicket } from "../../src/http/tickets.ts";
+import { api, createPayment, type Json } from "../helpers.ts";
+import { keys, webhookSecret } from "../setup/constants.ts";
+
+async function connect(id: string, ticket: string) {
+  const res = await exports.default.fetch(`http://pay.test/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`, { headers: { upgrade: "websocket" } });
+  return res;
+}
+
+describe("live updates", () => {
+  it("push every committed event of the payment over a WebSocket opened with a ticket", async () => {
+    const payment = await createPayment({ amount: 31, currency: "GBP" });
+    const ticket = await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" });
+    expect(ticket).toMatchObject({ status: 201, body: { ticket: expect.any(String), expiresAt: expect.any(String) } });
+    const res = await connect(payment.id, ticket.body.ticket);
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    const messages: Json[] = [];
+    ws.addEventListener("message", (m) => messages.push(JSON.parse(String(m.data))));
+    ws.accept();
+    await vi.waitFor(() => expect(messages.some((m) => m.type === "event" && m.event.eventType === "PaymentCompleted")).toBe(true), { timeout: 15_000, interval: 20 });
+    expect(messages[0]).toMatchObject({ type: "hello", payment: { id: payment.id } });
+    const seen = messages.filter((m) => m.type === "event").map((m) => m.event.stream.version);
+    expect(new Set(seen)).toEqual(new Set([...seen].filter((v) => v >= 2)));
+    expect(messages.at(-1)!.payment.status).toBe("completed");
+    ws.close();
+  });
+
+  it("refuses a missing, forged, expired or another payment's ticket, and a plain GET", async () => {
+    const payment = await createPayment({ amount: 32, currency: "GBP" });
+    const other = await createPayment({ amount: 33, currency: "GBP" });
+    const otherTicket = (await api(`/api/payments/${other.id}/live-tickets`, { method: "POST" })).body.ticket;
+    const expired = await signTicket(webhookSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() - 1 });
+    const forged = await signTicket("not-the-secret-at-all", { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
+    for (const t of ["", "garbage", otherTicket, expired, forged]) expect((await connect(payment.id, t)).status).toBe(401);
+    const good = (await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" })).body.ticket;
+    expect((await api(`/api/payments/${payment.id}/live?ticket=${encodeURIComponent(good)}`, { key: null })).status).toBe(426);
+    expect((await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST", key: keys.merchantB })).status).toBe(404);
+  });
+});
+
+describe("rate limits", () => {
+  it("answer 429 with Retry-After once the merchant's limit is spent", async () => {
+    const { app } = await import("../../src/http/app.ts");
+    const { env } = await import("cloudflare:workers");
+    const limited = { ...env, MERCHANT_RATE_LIMIT: { limit: async () => ({ success: false }) } };
+    const res = await app.fetch(new Request(`http://pay.test/api/payments/${crypto.randomUUID()}`, { headers: { authorization: `Bearer ${keys.merchantA}` } }), limited);
+    expect(res.status).toBe(429);
+    expect(res.headers.get("retry-after")).toBe("60");
+    expect(await res.json()).toMatchObject({ code: "rate_limited", status: 429 });
+  });
+});

@@ -16,9 +16,10 @@ export const configSchema = z.object({
   COSMOS_REQUEST_TIMEOUT_MS: ms(10_000),
   COSMOS_THROTTLE_RETRIES: z.coerce.number().int().min(0).default(9),
   COSMOS_THROTTLE_MAX_WAIT_S: z.coerce.number().int().min(0).default(30),
-  PROVIDER_URL: z.url(),
+  /** The payment provider; "instant:" answers in-process at once (the benchmark's ceiling run only). */
+  PROVIDER_URL: z.union([z.url(), z.literal("instant:")]),
   /** Where merchant notifications are sent (Regis Pay's notifications service); defaults to the provider's host. */
-  NOTIFICATION_URL: z.url().optional(),
+  NOTIFICATION_URL: z.union([z.url(), z.literal("instant:")]).optional(),
   PROVIDER_TIMEOUT_MS: ms(10_000),
   /** Signs merchant notifications (timestamp + HMAC-SHA256, like Stripe's webhooks). */
   WEBHOOK_SECRET: z.string().min(16),
@@ -75,7 +76,11 @@ export function loadConfig(env: object): Config {
     throw new Error(`invalid configuration: ${problems}`);
   }
   const config = parsed.data;
-  if (config.ENVIRONMENT === "production" && Object.keys(config.MERCHANT_KEYS).length === 0)
-    throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");
+  if (config.ENVIRONMENT === "production") {
+    if (Object.keys(config.MERCHANT_KEYS).length === 0)
+      throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");
+    if (config.EVENT_STORE === "memory" || config.PROVIDER_URL === "instant:")
+      throw new Error("invalid configuration: EVENT_STORE=memory and PROVIDER_URL=instant: are for benchmarks, never production");
+  }
   return config;
 }

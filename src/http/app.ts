@@ -41,6 +41,10 @@ app.use("*", async (c, next) => {
   }
 });
 
+/** Liveness: the Worker answers, touching nothing (also the benchmark's no-op baseline). */
+app.get("/livez", (c) => c.text("ok"));
+
+/** Readiness: 200 only when Cosmos answers. */
 app.get("/health", async (c) => {
   try {
     await services(c.env).store.ping();

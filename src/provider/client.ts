@@ -10,7 +10,11 @@ export type ProviderSettings = { providerUrl: string; notificationUrl: string; t
 
 export type Notification = { paymentId: string; eventId: string; type: string; data: unknown; createdAt: string };
 
+/** PROVIDER_URL "instant:" answers every call at once in-process: the benchmark's ceiling run, never real money. */
+export const instantProvider = "instant:";
+
 async function call<T>(s: ProviderSettings, url: string, key: string, body: unknown, headers: Record<string, string> = {}): Promise<CallResult<T>> {
+  if (s.providerUrl === instantProvider) return { ok: true, value: { paymentId: key, refundId: key } as T };
   let res: Response;
   try {
     res = await fetch(url, {

@@ -64,6 +64,15 @@ export const configSchema = z.object({
   RATE_LIMIT_PERIOD_SECONDS: z.coerce.number().int().positive().default(60),
   /** Re-decisions after an append conflict before answering 409. */
   CONFLICT_RETRIES: z.coerce.number().int().min(0).default(3),
+  /**
+   * Fault injection for the reliability suite and soak runs (refused in production): the share of crash points at
+   * which a payment's object aborts, the share of queue deliveries sent again (delayed by up to the given seconds,
+   * so duplicated and reordered), and the seed that makes these choices repeatable.
+   */
+  FAULT_ABORT_RATE: z.coerce.number().min(0).max(1).default(0),
+  FAULT_REDELIVER_RATE: z.coerce.number().min(0).max(1).default(0),
+  FAULT_REDELIVER_MAX_DELAY_S: z.coerce.number().int().min(0).default(2),
+  FAULT_SEED: z.string().default("0"),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -81,6 +90,8 @@ export function loadConfig(env: object): Config {
       throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");
     if (config.EVENT_STORE === "memory" || config.PROVIDER_URL === "instant:")
       throw new Error("invalid configuration: EVENT_STORE=memory and PROVIDER_URL=instant: are for benchmarks, never production");
+    if (config.FAULT_ABORT_RATE > 0 || config.FAULT_REDELIVER_RATE > 0)
+      throw new Error("invalid configuration: fault injection (FAULT_*) is for tests, never production");
   }
   return config;
 }

@@ -9,6 +9,7 @@
 // sends it. Events are only ever published after being read back or confirmed committed.
 import { DurableObject } from "cloudflare:workers";
 import type { EventDocument } from "../core/eventStore.ts";
+import { faultFires } from "../core/faults.ts";
 import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
 import { encode, replay } from "../cosmos/codec.ts";
@@ -548,7 +549,12 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** Crashes for real once what was written so far is durable (as the output gate guarantees before any fetch). */
   private async crash(point: CrashPoint, version: number) {
-    if (!this.crashPoints.has(`${point}@${version}`)) return;
+    const c = this.svc.config;
+    // Injected aborts are counted durably, so that a crash point is not hit again by every next instance.
+    const aborts = () => this.ctx.storage.kv.get<number>("injected-aborts") ?? 0;
+    const chaos = () => c.FAULT_ABORT_RATE > 0 && faultFires(c.FAULT_SEED, c.FAULT_ABORT_RATE, "abort", this.paymentId(), point, version, aborts());
+    if (!this.crashPoints.has(`${point}@${version}`) && !chaos()) return;
+    this.ctx.storage.kv.put("injected-aborts", aborts() + 1);
     await this.ctx.storage.sync();
     this.ctx.abort(`crash point ${point}@${version}`);
   }

@@ -1,5 +1,6 @@
 // The queue consumers: each committed event updates the payments list and runs the step it triggers in its
 // payment's object; exhausted messages (the dead-letter queue) mark that step stalled.
+import { faultFires } from "../core/faults.ts";
 import { log } from "../core/log.ts";
 import type { Config } from "../config.ts";
 import { project } from "../readModel/payments.ts";
@@ -32,6 +33,9 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
         }
         log("info", `message ${result.outcome}`, fields);
         message.ack();
+        // Fault injection (tests only): the same message again, later, so duplicated and out of order.
+        if (!deadLetters && faultFires(config.FAULT_SEED, config.FAULT_REDELIVER_RATE, "redeliver", event.eventId, message.attempts))
+          await env.EVENTS.send(event, { contentType: "json", delaySeconds: Math.floor(Math.random() * (config.FAULT_REDELIVER_MAX_DELAY_S + 1)) });
       } catch (e) {
         // The object was reset or unreachable: the delivery is retried (the step is idempotent).
         log("error", "message failed", { ...fields, error: String(e) });

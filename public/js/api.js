@@ -1,0 +1,56 @@
+// The API client: the merchant key (this browser tab's session only), Bearer auth on every call, problem+json errors.
+const keyName = "regis-pay.merchant-key";
+
+export const merchantKey = () => sessionStorage.getItem(keyName);
+export const rememberKey = (key) => sessionStorage.setItem(keyName, key);
+export const forgetKey = () => sessionStorage.removeItem(keyName);
+
+/** A failed call: `status` 0 when the service could not be reached; `problem` is the RFC 9457 body. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+/** Title and detail of a failure, for people. */
+export function problemText(error) {
+  if (!(error instanceof ApiError)) return String(error?.message ?? error);
+  const { title = "", detail = "" } = error.problem;
+  // Details often restate the title ("the refunds would exceed the payment's amount"): say it once.
+  const same = (a, b) => a.toLowerCase().replace(/\W+$/, "").includes(b.toLowerCase().replace(/\W+$/, ""));
+  if (!title || !detail) return title || detail || `HTTP ${error.status}`;
+  return same(title, detail) ? title : same(detail, title) ? detail : `${title}: ${detail}`;
+}
+
+/** One key per submitted form: a retry or a double click of the same form then creates one payment or refund, not two. */
+export function idempotencyKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  // Pages served over plain http from another host are not a secure context, where randomUUID is missing.
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Calls the API on this origin; answers the parsed body or throws ApiError. A 401 forgets the key and tells the app. */
+export async function api(path, { method = "GET", body, idempotencyKey: key, signal } = {}) {
+  const headers = { accept: "application/json, application/problem+json" };
+  const secret = merchantKey();
+  if (secret) headers.authorization = `Bearer ${secret}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (key) headers["idempotency-key"] = key;
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal, cache: "no-store" });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError(0, { title: "The service cannot be reached", detail: e.message });
+  }
+  const data = await res.json().catch(() => null);
+  if (res.ok) return data;
+  const problem = data && typeof data === "object" ? data : { title: `${res.status} ${res.statusText}`.trim() };
+  if (res.status === 401) {
+    forgetKey();
+    dispatchEvent(new CustomEvent("regis:unauthorized"));
+  }
+  throw new ApiError(res.status, problem);
+}

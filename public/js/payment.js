@@ -1,0 +1,226 @@
+// A payment's page: details, lifecycle stages with the time between them, every event (live), refunds, and the cancel and refund actions.
+import { api, ApiError, idempotencyKey, problemText } from "./api.js";
+import { watchPayment } from "./live.js";
+import { clear, clearFieldErrors, dl, duration, field, h, minus, money, showFieldError, statusBadge, time } from "./ui.js";
+
+const stages = [["Initiated", "initiatedAt"], ["Created", "createdAt"], ["Settled", "settledAt"], ["Completed", "completedAt"]];
+const modes = { connecting: "Connecting for live updates…", live: "Live: events appear as they happen", polling: "Live connection down: checking every second" };
+const since = (a, b) => Date.parse(b) - Date.parse(a);
+const plus = (from, at) => from && at && h("span", { class: "delta" }, ` +${duration(since(from, at))}`);
+const notice = (cls, title, ...text) => h("p", { class: `notice ${cls}` }, h("strong", {}, title), ...text);
+
+function stageList(p) {
+  let previous = null;
+  const done = (cls, name, at) => {
+    const item = h("li", { class: `stage ${cls}` }, h("span", { class: "stage-name" }, name), h("span", { class: "stage-when" }, time(at), plus(previous, at)));
+    previous = at;
+    return item;
+  };
+  const waiting = p.failure || p.cancellation ? "not reached" : "waiting…";
+  const items = stages.map(([label, key]) => (p[key] ? done("done", `✓ ${label}`, p[key]) : h("li", { class: "stage" }, h("span", { class: "stage-name" }, label), h("span", { class: "stage-when" }, waiting))));
+  if (p.failedAt) items.push(done("bad", "✕ Failed", p.failedAt));
+  if (p.cancelledAt) items.push(done("bad", "⊘ Cancelled", p.cancelledAt));
+  return h("ol", { class: "stages", "aria-label": "Lifecycle stages" }, items);
+}
+
+function notices(p) {
+  return [
+    p.failure && notice("bad", "Failed", ` at step ${p.failure.step}: ${p.failure.reason}`),
+    p.cancellation && notice("", "Cancelled", p.cancellation.reason ? `: ${p.cancellation.reason}` : " (no reason given)"),
+    p.stalled && notice("warn", "Stalled", ` at step ${p.stalled.step}: ${p.stalled.reason} (${p.stalled.attempts} attempts, since `, time(p.stalled.at), "). An operator can re-drive it."),
+    p.refunds.map((r) => r.stalled && notice("warn", "Refund stalled", ` at step ${r.stalled.step}: ${r.stalled.reason}`)),
+  ];
+}
+
+function timeline(events) {
+  let previous = null;
+  return [...events.values()].sort((a, b) => a.stream.version - b.stream.version).map((e) => {
+    const { Timestamp: at, ...data } = e.eventData ?? {};
+    const item = h(
+      "li",
+      { "data-event-type": e.eventType },
+      h("div", { class: "event-head" }, h("span", { class: "version" }, `v${e.stream.version}`), h("strong", {}, e.eventType), at && time(at), plus(previous, at)),
+      dl("event-data", Object.entries(data).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)])),
+    );
+    previous = at ?? previous;
+    return item;
+  });
+}
+
+const refundStatus = { succeeded: "✓ Succeeded", failed: "✕ Failed", pending: "… Pending" };
+const refundRow = (r) =>
+  h(
+    "tr",
+    {},
+    [
+      ["Refund", r.id, "mono"],
+      ["Amount", money(r.amount, r.currency)],
+      ["Status", h("span", { class: `status refund-${r.status}` }, refundStatus[r.status] ?? r.status)],
+      ["Requested", time(r.requestedAt)],
+      ["Completed", r.completedAt ? time(r.completedAt) : "–"],
+      ["Reason", r.failureReason ?? "–"],
+    ].map(([label, value, cls]) => h("td", { "data-label": label, class: cls }, value)),
+  );
+
+/** A button opening a small form; its submit sends with one Idempotency-Key until the form changes; field errors go inline. */
+function action(id, label, control, onSubmit) {
+  const error = h("p", { class: "form-error", role: "alert", hidden: true });
+  const submit = h("button", { type: "submit" }, label);
+  const show = (open) => ((form.hidden = !open), (toggle.hidden = open), toggle.setAttribute("aria-expanded", String(open)), open ? control.focus() : toggle.focus());
+  const form = h("form", { id, class: "panel", hidden: true, novalidate: true }, control.closest(".field"), error, h("div", { class: "actions" }, submit, h("button", { type: "button", class: "secondary", onclick: () => show(false) }, "Not now")));
+  const toggle = h("button", { type: "button", "aria-expanded": "false", "aria-controls": id, onclick: () => show(true) }, `${label}…`);
+  let key = idempotencyKey();
+  form.addEventListener("input", () => (key = idempotencyKey()));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (submit.disabled) return;
+    clearFieldErrors(form);
+    error.hidden = true;
+    submit.disabled = true;
+    submit.textContent = "Sending…";
+    try {
+      await onSubmit(key);
+      key = idempotencyKey();
+      show(false);
+    } catch (err) {
+      const fields = Object.entries(err.problem?.errors ?? {});
+      if (!fields.length || !fields.every(([name, messages]) => showFieldError(form, `${id}-${name}`, messages))) ((error.textContent = problemText(err)), (error.hidden = false));
+    }
+    submit.disabled = false;
+    submit.textContent = label;
+  });
+  return { box: h("div", {}, toggle, form), open: () => !form.hidden };
+}
+
+export function paymentView(main, id) {
+  let payment = null;
+  let stopped = false;
+  const events = new Map();
+  const head = h("div", { class: "title-row" }, h("h1", { tabindex: "-1" }, "Payment"));
+  const live = h("p", { class: "live muted", role: "status" });
+  const summary = h("div", {}, "Loading…");
+  const notes = h("div");
+  const stageSlot = h("div");
+  const list = h("ol", { id: "timeline", class: "timeline" });
+  const refundsBody = h("tbody");
+  const refundsTable = h("table", {}, h("thead", {}, h("tr", {}, ["Refund", "Amount", "Status", "Requested", "Completed", "Reason"].map((t) => h("th", { scope: "col" }, t)))), refundsBody);
+  const noRefunds = h("p", { class: "muted" }, "No refunds.");
+  const section = (title, ...content) => h("section", {}, h("h2", {}, title), content);
+
+  const reason = h("input", { id: "cancel-reason", maxlength: "500", autocomplete: "off" });
+  field("Reason (optional)", reason);
+  const cancel = action("cancel", "Cancel payment", reason, async (key) => {
+    const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
+    update(await api(`/api/payments/${id}/cancel`, { method: "POST", body, idempotencyKey: key }));
+  });
+  const refundAmount = h("input", { id: "refund-amount", inputmode: "decimal", autocomplete: "off" });
+  field("Amount to refund", refundAmount);
+  const refund = action("refund", "Refund", refundAmount, async (key) => {
+    const text = refundAmount.value.trim();
+    if (!/^-?(\d+\.?\d*|\.\d+)$/.test(text)) throw new ApiError(400, { errors: { amount: ["Enter a number, e.g. 10.00."] } });
+    await api(`/api/payments/${id}/refunds`, { method: "POST", body: { amount: Number(text) }, idempotencyKey: key });
+    await poll();
+  });
+
+  clear(
+    main,
+    h("p", {}, h("a", { href: "#/" }, "← Payments")),
+    head,
+    live,
+    summary,
+    notes,
+    h("div", { class: "actions-row" }, cancel.box, refund.box),
+    section("Lifecycle", stageSlot),
+    section("Events", list),
+    section("Refunds", noRefunds, refundsTable),
+  );
+
+  function draw() {
+    const p = payment;
+    const end = p.completedAt ?? p.failedAt ?? p.cancelledAt;
+    clear(head, h("h1", { tabindex: "-1" }, money(p.amount, p.currency)), statusBadge(p.status, Boolean(p.stalled)));
+    clear(
+      summary,
+      dl("facts", [
+        ["Payment", p.id],
+        ["Provider reference", p.paymentReference ?? "–"],
+        ["Refunded", money(p.refundedAmount, p.currency)],
+        ["Version", p.version],
+        end && ["Took", `${duration(since(p.initiatedAt, end))} from initiated to ${p.status}`],
+        ...Object.entries(p.metadata ?? {}).map(([k, v]) => [`metadata.${k}`, v]),
+      ]),
+    );
+    clear(notes, notices(p));
+    clear(stageSlot, stageList(p));
+    clear(list, timeline(events));
+    clear(refundsBody, p.refunds.map(refundRow));
+    refundsTable.hidden = !p.refunds.length;
+    noRefunds.hidden = p.refunds.length > 0;
+    cancel.box.hidden = !(["initiated", "created"].includes(p.status) || cancel.open());
+    refund.box.hidden = !(["settled", "completed"].includes(p.status) || refund.open());
+    if (!refund.open()) refundAmount.value = String(Math.max(0, p.refunds.reduce((left, r) => (r.status === "failed" ? left : minus(left, r.amount, p.currency)), p.amount)));
+  }
+
+  /** The last version held with none missing before it (live events can arrive ahead of a gap). */
+  const held = () => {
+    let v = 0;
+    while (events.has(v + 1)) v++;
+    return v;
+  };
+  let fetching = null;
+  let again = false;
+  /** Reads the events after those held; one reader at a time, run again when asked meanwhile. */
+  async function fetchEvents() {
+    if (fetching) return void (again = true);
+    fetching = (async () => {
+      do {
+        again = false;
+        for (let from = held() + 1; from && !stopped; ) {
+          const page = await api(`/api/payments/${id}/events?fromVersion=${from}&limit=100`);
+          for (const e of page.events) events.set(e.stream.version, e);
+          from = page.nextFromVersion;
+        }
+      } while (again && !stopped);
+    })();
+    try {
+      await fetching;
+    } finally {
+      fetching = null;
+    }
+    if (payment && !stopped) draw();
+  }
+
+  /** Keeps the newest resource (answers can arrive out of order) and fetches the events it is ahead by. */
+  function update(p) {
+    if (stopped) return;
+    if (!payment || p.version >= payment.version) payment = p;
+    draw();
+    if (payment.version > held()) fetchEvents().catch(() => {});
+  }
+  const poll = async () => update(await api(`/api/payments/${id}`));
+
+  let stopLive = () => {};
+  Promise.all([poll(), fetchEvents()]).then(
+    () => {
+      if (stopped) return;
+      stopLive = watchPayment(id, {
+        poll,
+        onMode: (mode) => (live.textContent = modes[mode]),
+        onMessage: (m) => {
+          // Events already read over REST come again on the socket: the version is the key.
+          if (m.event?.stream) events.set(m.event.stream.version, m.event);
+          update(m.payment ?? payment);
+        },
+      });
+    },
+    (e) => {
+      if (stopped || e.status === 401) return;
+      clear(summary);
+      clear(notes, h("p", { class: "notice bad", role: "alert" }, e.status === 404 ? "There is no such payment for this merchant." : `Could not load the payment. ${problemText(e)}`));
+    },
+  );
+  return () => {
+    stopped = true;
+    stopLive();
+  };
+}

@@ -1,0 +1,154 @@
+// The dashboard in real headless Chromium (playwright-core) against the whole local stack; it also takes the README's screenshots.
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startStack, type Stack, type StackKeys } from "../../scripts/stack.ts";
+import { leftovers } from "../e2e/setup.ts";
+import { chromiumArgs, findChromium } from "./chromium.ts";
+
+const screenshots = resolve(import.meta.dirname, "../../docs/screenshots");
+const keys: StackKeys = {
+  merchantId: "browser",
+  merchantKey: "sk_test_browser_merchant_1",
+  adminKey: "sk_test_browser_admin_1",
+  webhookSecret: "browser-webhook-secret-0123456789",
+};
+const desktop = { width: 1200, height: 800 };
+const phone = { width: 375, height: 812 };
+/** How long the lifecycle and the read model may take; polled, never slept. */
+const lifecycleMs = 30_000;
+
+let stack: Stack | undefined;
+let browser: Browser | undefined;
+let persistTo: string | undefined;
+let page: Page;
+const pageErrors: string[] = [];
+/** The Idempotency-Key of every create request, by the amount it asked for. */
+const createKeys: { amount: unknown; key: string }[] = [];
+
+const shot = (name: string, fullPage = false) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage });
+const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+
+beforeAll(async () => {
+  // Installing Chromium (first run on a bare machine) is why this hook may take minutes; later runs take seconds.
+  const executablePath = findChromium();
+  persistTo = mkdtempSync(join(tmpdir(), "regis-pay-browser-"));
+  mkdirSync(screenshots, { recursive: true });
+  const started = await Promise.allSettled([
+    chromium.launch({ executablePath, args: chromiumArgs }).then((b) => (browser = b)),
+    startStack({
+      apiPort: 0,
+      cosmosPort: 0,
+      providerPort: 0,
+      persistTo,
+      keys,
+      quiet: true,
+      vars: { ENVIRONMENT: "test", LOG_LEVEL: "warn", RETRY_BASE_SECONDS: "0", RELAY_CHECK_MS: "500" },
+    }).then((s) => (stack = s)),
+  ]);
+  for (const result of started) if (result.status === "rejected") throw result.reason;
+  page = await browser!.newPage({ viewport: desktop });
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page.on("request", (r) => {
+    if (r.method() === "POST" && new URL(r.url()).pathname === "/api/payments")
+      createKeys.push({ amount: (JSON.parse(r.postData() ?? "{}") as { amount?: unknown }).amount, key: r.headers()["idempotency-key"] ?? "" });
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (stack) {
+    await stack.stop();
+    const left = await leftovers(stack);
+    if (left.length > 0) throw new Error(`the stack left things running: ${left.join("; ")}`);
+  }
+  if (persistTo) rmSync(persistTo, { recursive: true, force: true });
+}, 30_000);
+
+describe("the merchant dashboard", () => {
+  describe("when no key has been entered in this tab", () => {
+    it("asks for the merchant key and keeps it in session storage only", async () => {
+      await page.goto(`${stack!.apiUrl}/`);
+      await page.getByLabel("Merchant API key").waitFor();
+      await shot("key-prompt");
+
+      await page.getByLabel("Merchant API key").fill("sk_test_not_a_key");
+      await page.getByRole("button", { name: "Continue" }).click();
+      await page.getByRole("alert").filter({ hasText: "401" }).waitFor();
+
+      await page.getByLabel("Merchant API key").fill(keys.merchantKey);
+      await page.getByRole("button", { name: "Continue" }).click();
+      await page.getByRole("heading", { name: "Payments" }).waitFor();
+      const stored = await page.evaluate(() => ({ session: Object.values(sessionStorage), local: localStorage.length, cookies: document.cookie }));
+      expect(stored).toEqual({ session: [keys.merchantKey], local: 0, cookies: "" });
+    });
+  });
+
+  describe("when the create form is sent with an amount GBP cannot hold", () => {
+    it("shows the API's error inline next to the amount field", async () => {
+      await page.getByRole("link", { name: "New payment" }).first().click();
+      await page.getByLabel("Amount").fill("86.123");
+      await page.getByLabel("Currency").selectOption("GBP");
+      await page.getByRole("button", { name: "Create payment" }).click();
+
+      const error = page.locator("#amount-error");
+      await error.waitFor();
+      expect(await error.textContent()).toMatch(/decimals/);
+      // Next to the field: in the amount's own group, and announced with it.
+      expect(await page.locator(".field:has(#amount) #amount-error").count()).toBe(1);
+      expect(await page.getByLabel("Amount").getAttribute("aria-describedby")).toContain("amount-error");
+      expect(await page.getByLabel("Amount").getAttribute("aria-invalid")).toBe("true");
+      expect(page.url()).toMatch(/#\/new$/);
+      await shot("create-form-error");
+    });
+  });
+
+  describe("when a valid payment is created from the form", () => {
+    let paymentId = "";
+
+    it("opens the payment's page and follows its timeline live until completed", async () => {
+      await page.getByLabel("Amount").fill("86.10");
+      await page.getByRole("button", { name: "Create payment" }).dblclick();
+      await page.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
+      paymentId = page.url().split("/").pop()!;
+
+      await page.locator("#timeline [data-event-type=PaymentCompleted]").waitFor({ timeout: lifecycleMs });
+      const types = await page.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
+      expect(types).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
+      expect(await page.locator(".stage.done").count()).toBe(4);
+      expect(await page.locator("h1").textContent()).toBe("86.10 GBP");
+      await page.locator(".title-row .status", { hasText: "Completed" }).waitFor();
+
+      // However many requests the double click sent, they carried one key, so there is one payment: the one the API holds.
+      const sent = createKeys.filter((c) => c.amount === 86.1).map((c) => c.key);
+      expect(sent.length).toBeGreaterThan(0);
+      expect(new Set(sent).size).toBe(1);
+      const res = await fetch(`${stack!.apiUrl}/api/payments/${paymentId}`, { headers: { authorization: `Bearer ${keys.merchantKey}` } });
+      expect(await res.json()).toMatchObject({ id: paymentId, status: "completed", amount: 86.1, currency: "GBP" });
+      await shot("payment-completed", true);
+
+      await page.setViewportSize(phone);
+      expect(await noHorizontalScroll()).toBe(true);
+      await shot("payment-completed-phone", true);
+      await page.setViewportSize(desktop);
+    }, lifecycleMs + 15_000);
+
+    it("shows it in the payments list once the read model has it", async () => {
+      await page.getByRole("link", { name: "Payments", exact: true }).click();
+      const row = page.locator(`tr[data-id="${paymentId}"]`);
+      // The list refreshes itself every few seconds; the read model catches up from the event queue.
+      await row.filter({ hasText: "Completed" }).waitFor({ timeout: lifecycleMs });
+      expect(await row.locator("td[data-label=Amount]").textContent()).toBe("86.10");
+      expect(await row.locator("td[data-label=Currency]").textContent()).toBe("GBP");
+      expect(await row.locator("td[data-label=Created]").textContent()).toMatch(/ago$/);
+      await shot("payments-list");
+
+      await page.setViewportSize(phone);
+      expect(await noHorizontalScroll()).toBe(true);
+      await page.setViewportSize(desktop);
+      expect(pageErrors).toEqual([]);
+    }, lifecycleMs + 5_000);
+  });
+});

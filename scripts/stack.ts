@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { CosmosClient } from "@azure/cosmos";
 import { provision } from "../src/cosmos/provision.ts";
 import { EMULATOR_KEY, startCosmosEmulator, type CosmosEmulator } from "./cosmos/server.ts";
@@ -19,8 +19,10 @@ export type StackOptions = {
   providerPort?: number;
   /** Emulator data folder (persisted); in memory without it. */
   dataDir?: string;
-  /** wrangler's local state (Durable Object SQLite), its `--persist-to`. Default `.wrangler/state`. */
+  /** wrangler's local state (Durable Object SQLite, D1), its `--persist-to`. Default `.wrangler/state`. */
   persistTo?: string;
+  /** A wrangler.toml environment (`--env`), e.g. "load"; the top level without it. */
+  wranglerEnv?: string;
   database?: string;
   container?: string;
   /** Extra Worker vars, applied last (e.g. shorter timers, EVENT_STORE=memory). */
@@ -29,6 +31,8 @@ export type StackOptions = {
   keys?: StackKeys;
   /** Keep wrangler's output out of the terminal (it always goes to the log file). */
   quiet?: boolean;
+  /** Where wrangler's output is kept; default `.local/logs/stack-<apiPort>.log`. */
+  logFile?: string;
   /** How long wrangler may take to answer GET /health with 200, how often to ask, and how long stopping may take. */
   startTimeoutMs?: number;
   healthPollMs?: number;
@@ -130,14 +134,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let child: ChildProcess | undefined;
   let exited: string | undefined;
   const envFile = local("stacks", `${apiPort}.env`);
-  const logFile = local("logs", `stack-${apiPort}.log`);
+  const logFile = resolve(root, opts.logFile ?? local("logs", `stack-${apiPort}.log`));
   let recent = "";
 
   const killGroup = (signal: NodeJS.Signals) => {
     if (child?.pid && groupAlive(child.pid)) process.kill(-child.pid, signal);
   };
-  // A parent that exits without stop() (a crash, process.exit) must not leave wrangler and workerd behind.
-  const killOnExit = () => killGroup("SIGKILL");
+  // A parent that exits without stop() (a crash, process.exit) must not leave wrangler, workerd or secrets behind.
+  const killOnExit = () => {
+    killGroup("SIGKILL");
+    rmSync(envFile, { force: true });
+  };
 
   async function stopAll() {
     if (child?.pid) {
@@ -178,7 +185,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       ...opts.vars,
     };
     mkdirSync(local("stacks"), { recursive: true });
-    mkdirSync(local("logs"), { recursive: true });
+    mkdirSync(dirname(logFile), { recursive: true });
     const lines = Object.entries(workerVars).map(([name, value]) => {
       // Single quotes keep a dotenv value literal (JSON included); they cannot hold a quote or a line break.
       if (/['\r\n]/.test(value)) throw new Error(`Worker var ${name} cannot contain a single quote or a line break`);
@@ -187,25 +194,38 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     writeFileSync(envFile, lines.join(""), { mode: 0o600 });
 
     const log = createWriteStream(logFile);
-    const args = [resolve(root, "node_modules/wrangler/bin/wrangler.js"), "dev", "--ip", host, "--port", String(apiPort)];
-    args.push("--env-file", envFile, "--persist-to", resolve(root, opts.persistTo ?? ".wrangler/state"), "--show-interactive-dev-session=false");
-    // Detached: wrangler and its workerd children get their own process group, which stop() signals as a whole.
-    child = spawn(process.execPath, args, {
-      cwd: root,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_LOG_PATH: local("logs", "wrangler") },
-    });
-    process.on("exit", killOnExit);
-    for (const [stream, terminal] of [
-      [child.stdout, process.stdout],
-      [child.stderr, process.stderr],
-    ] as const)
-      stream?.on("data", (chunk: Buffer) => {
-        log.write(chunk);
-        recent = (recent + chunk.toString()).slice(-8000);
-        if (!opts.quiet) terminal.write(chunk);
+    const tail = () => recent.split("\n").slice(-20).join("\n");
+    const wrangler = (args: string[], detached: boolean) => {
+      const common = ["--persist-to", resolve(root, opts.persistTo ?? ".wrangler/state"), ...(opts.wranglerEnv ? ["--env", opts.wranglerEnv] : [])];
+      const started = spawn(process.execPath, [resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args, ...common], {
+        cwd: root,
+        detached,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_LOG_PATH: local("logs", "wrangler") },
       });
+      for (const [stream, terminal] of [
+        [started.stdout, process.stdout],
+        [started.stderr, process.stderr],
+      ] as const)
+        stream.on("data", (chunk: Buffer) => {
+          log.write(chunk);
+          recent = (recent + chunk.toString()).slice(-8000);
+          if (!opts.quiet) terminal.write(chunk);
+        });
+      return started;
+    };
+
+    // The D1 read model's tables: wrangler dev does not apply migrations itself (CI=true skips the confirmation).
+    const migrations = wrangler(["d1", "migrations", "apply", "READ_MODEL", "--local"], false);
+    const migrated = await new Promise<string>((done) => {
+      migrations.on("exit", (code, signal) => done(code === 0 ? "" : `exited (${signal ?? `code ${code}`})`));
+      migrations.on("error", (e) => done(`failed to start: ${e.message}`));
+    });
+    if (migrated) throw new Error(`wrangler d1 migrations apply ${migrated}; last lines of ${logFile}:\n${tail()}`);
+
+    // Detached: wrangler and its workerd children get their own process group, which stop() signals as a whole.
+    child = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false"], true);
+    process.on("exit", killOnExit);
     child.on("exit", (code, signal) => {
       exited = `exited (${signal ?? `code ${code}`})`;
       log.end();
@@ -233,8 +253,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     );
     if (exited || !healthy) {
       const reason = exited ? `wrangler dev ${exited}` : `wrangler dev not healthy after ${startTimeoutMs} ms (${last})`;
-      const tail = recent.split("\n").slice(-20).join("\n");
-      throw new Error(`${reason}; last lines of ${logFile}:\n${tail}`);
+      throw new Error(`${reason}; last lines of ${logFile}:\n${tail()}`);
     }
 
     let stopping: Promise<void> | undefined;

@@ -13,22 +13,26 @@ function port(name: string, fallback: number): number {
 
 let stack: Stack | undefined;
 let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const)
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    // Interrupted while starting: exiting runs startStack's exit hook, which kills wrangler's process group;
-    // the emulator has already journaled every write.
-    if (!stack) process.exit(1);
-    console.log(`\n${signal}: stopping`);
-    stack.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        console.error(`npm start: error while stopping: ${(e as Error).message}`);
-        process.exit(1);
-      },
-    );
-  });
+function shutdown(why: string) {
+  if (stopping) return;
+  stopping = true;
+  // Interrupted while starting: exiting runs startStack's exit hook, which kills wrangler's process group;
+  // the emulator has already journaled every write.
+  if (!stack) process.exit(1);
+  console.log(`\n${why}: stopping`);
+  stack.stop().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(`npm start: error while stopping: ${(e as Error).message}`);
+      process.exit(1);
+    },
+  );
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => shutdown(signal));
+// npm runs this under `sh -c`: a SIGTERM sent to npm alone kills that shell and never reaches us. A new parent
+// means the one that started us is gone, so stop as well rather than run on as an orphan.
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && shutdown("parent process exited"), Number(process.env.PARENT_CHECK_MS ?? 500)).unref();
 
 try {
   stack = await startStack({

@@ -1,0 +1,289 @@
+// The benchmark: cost per payment, latency and throughput as ratios to baselines measured in the same run.
+// Usage: npm run bench [-- --json FILE] [--payments N] [--no-markdown]
+// It starts its own local stack (free ports, fresh state, the rate limit raised as for load runs) and stops it.
+import { execSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, freemem, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { CosmosClient } from "@azure/cosmos";
+import { encode } from "../src/cosmos/codec.ts";
+import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
+import type { PaymentEvent } from "../src/payment/events.ts";
+import { EMULATOR_KEY } from "./cosmos/server.ts";
+import { call, createPayment, paced, percentile, pool, round, timed, waitAll, type Client } from "./load.ts";
+import { root, startStack, type Stack } from "./stack.ts";
+
+const { values: args } = parseArgs({
+  options: { json: { type: "string" }, payments: { type: "string", default: "1000" }, "no-markdown": { type: "boolean", default: false } },
+});
+const backlog = Number(args.payments);
+const figures: Record<string, number | string | Record<string, number>> = {};
+const distributions: Record<string, number[]> = {};
+const say = (line: string) => console.log(line);
+
+const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "60000" };
+
+async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>): Promise<T> {
+  const state = mkdtempSync(join(tmpdir(), `regis-bench-${name}-`));
+  const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars } });
+  try {
+    return await run(stack, { apiUrl: stack.apiUrl, key: stack.merchantKey });
+  } finally {
+    await stack.stop();
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+const emulatorCounters = async (stack: Stack) => (await (await fetch(`${stack.cosmosUrl}/_emulator/counters`)).json()) as Record<string, number>;
+const resetCounters = (stack: Stack) => fetch(`${stack.cosmosUrl}/_emulator/counters/reset`, { method: "POST" });
+
+/** Resident memory of the Worker runtime (wrangler and its workerd processes) and of this process (emulator, simulator, driver). */
+function memorySampler(stack: Stack) {
+  const peaks = { workerMiB: 0, emulatorMiB: 0 };
+  const rssOf = (pid: string) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      return m ? Number(m[1]) / 1024 : 0;
+    } catch {
+      return 0;
+    }
+  };
+  const sample = () => {
+    let worker = 0;
+    for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+        if (pgid === stack.wranglerPid) worker += rssOf(pid);
+      } catch {
+        // the process ended while we looked
+      }
+    }
+    peaks.workerMiB = Math.max(peaks.workerMiB, worker);
+    peaks.emulatorMiB = Math.max(peaks.emulatorMiB, process.memoryUsage().rss / 1024 / 1024);
+  };
+  const timer = setInterval(sample, 250);
+  return { stop: () => (clearInterval(timer), sample(), peaks) };
+}
+
+/** Completed payments per second for an open backlog: all created as fast as the API takes them, then waited for. */
+async function throughput(stack: Stack, client: Client, label: string) {
+  await resetCounters(stack);
+  const memory = memorySampler(stack);
+  const created = await pool(backlog, 32, (i) => createPayment(client, 10 + (i % 500) / 100));
+  const done = await waitAll(client, created.map((p) => p.id), (p) => p.status === "completed", 600_000, 500);
+  const peaks = memory.stop();
+  const first = Math.min(...done.map((p) => Date.parse(p.initiatedAt)));
+  const last = Math.max(...done.map((p) => Date.parse(p.completedAt!)));
+  const perSecond = backlog / ((last - first) / 1000);
+  say(`${label}: ${backlog} payments completed in ${round((last - first) / 1000)} s = ${round(perSecond)} payments/s`);
+  return { perSecond, counters: await emulatorCounters(stack), peaks };
+}
+
+function cdfSvg(series: Record<string, number[]>) {
+  const width = 720;
+  const height = 360;
+  const pad = { left: 60, right: 20, top: 30, bottom: 50 };
+  const max = Math.max(...Object.values(series).map((v) => percentile(v, 99)));
+  const colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+  const x = (ms: number) => pad.left + (Math.min(ms, max) / max) * (width - pad.left - pad.right);
+  const y = (q: number) => height - pad.bottom - q * (height - pad.top - pad.bottom);
+  const lines = Object.entries(series).map(([name, values], i) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const points = sorted.map((v, j) => `${x(v).toFixed(1)},${y((j + 1) / sorted.length).toFixed(1)}`).join(" ");
+    return `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="2" points="${points}"/>` +
+      `<text x="${width - pad.right - 250}" y="${pad.top + 18 * i + 10}" fill="${colours[i % colours.length]}" font-size="13">${name} (n=${values.length}, p50 ${round(percentile(values, 50))} ms)</text>`;
+  });
+  const ticks = Array.from({ length: 6 }, (_, i) => (max * i) / 5).map(
+    (ms) => `<line x1="${x(ms)}" x2="${x(ms)}" y1="${y(0)}" y2="${y(0) + 5}" stroke="#333"/><text x="${x(ms)}" y="${y(0) + 20}" font-size="12" text-anchor="middle">${round(ms, 0)}</text>`,
+  );
+  const qticks = [0, 0.5, 0.9, 0.99, 1].map((q) => `<text x="${pad.left - 8}" y="${y(q) + 4}" font-size="12" text-anchor="end">${q}</text><line x1="${pad.left}" x2="${width - pad.right}" y1="${y(q)}" y2="${y(q)}" stroke="#eee"/>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${width / 2}" y="18" font-size="14" text-anchor="middle">Latency distributions (cumulative share of requests at or under each latency)</text>
+${qticks.join("\n")}
+<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>
+<line x1="${pad.left}" x2="${pad.left}" y1="${y(0)}" y2="${y(1)}" stroke="#333"/>
+${ticks.join("\n")}
+<text x="${width / 2}" y="${height - 10}" font-size="12" text-anchor="middle">milliseconds (axis cut at the largest p99)</text>
+${lines.join("\n")}
+</svg>
+`;
+}
+
+// ---- the run ----
+
+const started = Date.now();
+await withStack("cosmos", {}, async (stack, client) => {
+  // 1. The no-op baseline and create latency, at concurrency 1 and 16.
+  for (let i = 0; i < 50; i++) await fetch(`${stack.apiUrl}/livez`).then((r) => r.text());
+  const noop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/livez`).then((r) => r.text())))[0]);
+  const ids: string[] = [];
+  const timedCreate = async (amount: number) => {
+    const [ms, p] = await timed(() => createPayment(client, amount));
+    ids.push(p.id);
+    return ms;
+  };
+  for (let i = 0; i < 20; i++) await timedCreate(1);
+  const create1 = await pool(200, 1, (i) => timedCreate(1 + i / 100));
+  const create16 = await pool(400, 16, (i) => timedCreate(1 + i / 100));
+  Object.assign(distributions, { "no-op": noop, "create, 1 at a time": create1, "create, 16 at a time": create16 });
+  Object.assign(figures, {
+    noopP50Ms: round(percentile(noop, 50), 2),
+    createP50Ms: round(percentile(create1, 50), 2),
+    createP95Ms: round(percentile(create1, 95), 2),
+    createP99Ms: round(percentile(create1, 99), 2),
+    create16P50Ms: round(percentile(create16, 50), 2),
+    create16P95Ms: round(percentile(create16, 95), 2),
+    create16P99Ms: round(percentile(create16, 99), 2),
+  });
+  say(`no-op p50 ${figures.noopP50Ms} ms; create p50/p95/p99 ${figures.createP50Ms}/${figures.createP95Ms}/${figures.createP99Ms} ms (c=1), ${figures.create16P50Ms}/${figures.create16P95Ms}/${figures.create16P99Ms} ms (c=16)`);
+  // Let those payments finish, so that the next measurement starts on a quiet system.
+  await waitAll(client, ids, (p) => p.status === "completed", 300_000, 500);
+
+  // 2. Lifecycle latency at a fixed arrival rate of 5 payments/s, from the stages' own timestamps.
+  const arrivals = await paced(100, 5, (i) => createPayment(client, 20 + i / 100));
+  const lifecycle = (await waitAll(client, arrivals.map((p) => p.id), (p) => p.status === "completed", 120_000)).map(
+    (p) => Date.parse(p.completedAt!) - Date.parse(p.initiatedAt),
+  );
+  distributions["create to completed, 5/s"] = lifecycle;
+  Object.assign(figures, { lifecycleP50Ms: round(percentile(lifecycle, 50)), lifecycleP99Ms: round(percentile(lifecycle, 99)) });
+  say(`lifecycle (create to completed) at 5/s: p50 ${figures.lifecycleP50Ms} ms, p99 ${figures.lifecycleP99Ms} ms`);
+
+  // How long after its commit a payment shows in the list (the read model is fed by the relay).
+  const lags: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const p = await createPayment(client, 30 + i / 100);
+    const [ms] = await timed(async () => {
+      for (;;) {
+        const page = await call(client, "/api/payments?limit=5");
+        if (page.body.data.some((r: { id: string }) => r.id === p.id)) return;
+      }
+    });
+    lags.push(ms);
+  }
+  figures.listLagP50Ms = round(percentile(lags, 50));
+  say(`a payment shows in the list ${figures.listLagP50Ms} ms (p50) after its create answered`);
+
+  // 3 + 4. Throughput under an open backlog, and Cosmos requests per completed payment by kind.
+  const run = await throughput(stack, client, "Cosmos event store, provider simulator");
+  figures.paymentsPerSecond = round(run.perSecond, 2);
+  const c = run.counters;
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  figures.cosmosRequestsByKind = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, round(v / backlog, 3)]));
+  figures.sprocPerPayment = round(c.sproc! / backlog, 3);
+  figures.cosmosRequestsPerPayment = round(total / backlog, 3);
+  figures.workerPeakMiB = round(run.peaks.workerMiB);
+  figures.emulatorPeakMiB = round(run.peaks.emulatorMiB);
+  say(`Cosmos requests per completed payment: ${JSON.stringify(figures.cosmosRequestsByKind)} (all kinds ${figures.cosmosRequestsPerPayment})`);
+  say(`peak memory: Worker runtime ${figures.workerPeakMiB} MiB, emulator + simulator + driver ${figures.emulatorPeakMiB} MiB`);
+
+  // 5. Command cost against stream length: warm Durable Object path vs Regis Pay's method, on the same streams.
+  const cosmos = new CosmosClient({ endpoint: stack.cosmosUrl, key: EMULATOR_KEY, connectionPolicy: { enableEndpointDiscovery: false } });
+  const store = new CosmosEventStore(cosmos.database("regis-pay").container("events"));
+  const at = new Date().toISOString();
+  for (const length of [10, 100, 1000]) {
+    const warm: number[] = [];
+    const regis: number[] = [];
+    const requests: number[] = [];
+    for (let sample = 0; sample < 15; sample++) {
+      const id = crypto.randomUUID();
+      const s = `pay:${id}`;
+      const events: PaymentEvent[] = [
+        { type: "PaymentInitiated", data: { PaymentId: id, Amount: 100_000, Currency: "GBP", MerchantId: stack.merchantId, Timestamp: at } },
+        { type: "PaymentCreated", data: { PaymentReference: `ref-${id}`, Timestamp: at } },
+        { type: "PaymentSettled", data: { PaymentReference: `ref-${id}`, Timestamp: at } },
+        { type: "PaymentCompleted", data: { Timestamp: at } },
+      ];
+      for (let r = 0; events.length < length; r++)
+        events.push(
+          { type: "RefundRequested", data: { RefundId: `r-${r}`, Amount: 0.01, Timestamp: at } },
+          { type: "RefundSucceeded", data: { RefundId: `r-${r}`, ProviderRefundId: `p-${r}`, Timestamp: at } },
+        );
+      const docs = events.slice(0, length).map((e, i) => encode(s, i + 1, e, { eventId: crypto.randomUUID(), correlationId: null, causationId: null }));
+      for (let v = 0; v < docs.length; v += 100) await store.append(s, v, docs.slice(v, v + 100));
+      await call(client, `/api/payments/${id}`); // the object loads the stream once: from here it is warm
+      await resetCounters(stack);
+      const [ms, res] = await timed(() => call(client, `/api/payments/${id}/refunds`, { body: { amount: 0.01 } }));
+      if (res.status !== 202) throw new Error(`refund answered ${res.status}`);
+      const counted = await emulatorCounters(stack);
+      requests.push(counted.sproc! + counted.query! + counted.read!);
+      warm.push(ms);
+      // Regis Pay's method on the same stream: one query for the whole stream, then the stored procedure.
+      const [regisMs] = await timed(async () => {
+        const all = await store.load(s);
+        const version = all.length;
+        await store.append(s, version, [encode(s, version + 1, { type: "RefundRequested", data: { RefundId: `regis-${sample}`, Amount: 0.01, Timestamp: at } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null })]);
+      });
+      regis.push(regisMs);
+    }
+    figures[`warmCommandP50Ms_${length}`] = round(percentile(warm, 50), 2);
+    figures[`regisCommandP50Ms_${length}`] = round(percentile(regis, 50), 2);
+    figures[`warmCommandCosmosRequests_${length}`] = round(percentile(requests, 50), 2);
+    say(`refund on a ${length}-event payment: warm object p50 ${figures[`warmCommandP50Ms_${length}`]} ms (${figures[`warmCommandCosmosRequests_${length}`]} Cosmos request, at the command), Regis Pay's method ${figures[`regisCommandP50Ms_${length}`]} ms`);
+  }
+  cosmos.dispose();
+  figures.streamCostRatio = round((figures.warmCommandP50Ms_1000 as number) / (figures.warmCommandP50Ms_10 as number), 2);
+  figures.regisStreamCostRatio = round((figures.regisCommandP50Ms_1000 as number) / (figures.regisCommandP50Ms_10 as number), 2);
+});
+
+// 3 (ceiling). The same backlog with the in-memory event store and an instant, in-process provider.
+await withStack("memory", { EVENT_STORE: "memory", PROVIDER_URL: "instant:" }, async (stack, client) => {
+  const run = await throughput(stack, client, "in-memory event store, instant provider (ceiling)");
+  figures.memoryPaymentsPerSecond = round(run.perSecond, 2);
+});
+figures.ceilingRatio = round((figures.paymentsPerSecond as number) / (figures.memoryPaymentsPerSecond as number), 3);
+figures.benchSeconds = round((Date.now() - started) / 1000);
+
+// ---- results ----
+
+const targets = [
+  ["createP50Ms - noopP50Ms <= 15", (figures.createP50Ms as number) - (figures.noopP50Ms as number) <= 15],
+  ["lifecycleP50Ms < 250 at 5 payments/s", (figures.lifecycleP50Ms as number) < 250],
+  ["ceilingRatio >= 0.5", (figures.ceilingRatio as number) >= 0.5],
+  ["sprocPerPayment == 4", figures.sprocPerPayment === 4],
+  ["cosmosRequestsPerPayment <= 5", (figures.cosmosRequestsPerPayment as number) <= 5],
+  ["streamCostRatio <= 1.5", (figures.streamCostRatio as number) <= 1.5],
+] as const;
+say("");
+for (const [name, met] of targets) say(`${met ? "met   " : "MISSED"} ${name}`);
+say(`regisStreamCostRatio ${figures.regisStreamCostRatio} (Regis Pay's method grows with the stream)`);
+
+if (args.json) writeFileSync(args.json, `${JSON.stringify(figures, null, 2)}\n`);
+
+if (!args["no-markdown"]) {
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${round(totalmem() / 2 ** 30)} GiB RAM (${round(freemem() / 2 ** 30)} GiB free at the end), ${process.platform} ${process.version}, wrangler ${execSync("node node_modules/wrangler/bin/wrangler.js --version", { cwd: root }).toString().trim().split("\n").at(-1)}`;
+  writeFileSync(join(root, "public/docs/benchmark-latency.svg"), cdfSvg(distributions));
+  const row = (k: string) => `| \`${k}\` | ${typeof figures[k] === "object" ? `\`${JSON.stringify(figures[k])}\`` : figures[k]} |`;
+  writeFileSync(
+    join(root, "BENCHMARKS.md"),
+    `# Benchmarks
+
+Latest run: ${new Date().toISOString()}, on ${machine}.
+Command: \`npm run bench -- --json bench.json\` (${figures.benchSeconds} s). The benchmark starts its own stack: the local
+Cosmos emulator, the provider simulator and \`wrangler dev --env load\` (the same Worker with the rate limit raised).
+Every target is a ratio to a baseline measured in the same run, because \`wrangler dev\` itself is slow and this
+machine is noisy. Lifecycle latency is taken from the payment's own stage timestamps (initiated to completed).
+
+## Targets
+
+| target | result |
+|---|---|
+${targets.map(([name, met]) => `| ${name} | ${met ? "met" : "**missed**"} |`).join("\n")}
+
+## Figures
+
+| figure | value |
+|---|---|
+${Object.keys(figures).map(row).join("\n")}
+
+Memory: \`workerPeakMiB\` is the resident memory of \`wrangler dev\` and its workerd processes at their peak during the
+backlog run; \`emulatorPeakMiB\` is the benchmark's own Node process, which hosts the emulator, the simulator and the
+load driver.
+
+![Latency distributions](public/docs/benchmark-latency.svg)
+`,
+  );
+  say("BENCHMARKS.md and public/docs/benchmark-latency.svg written");
+}

@@ -1,4 +1,6 @@
 // `npm run demo`: creates a payment on the running service and prints each event of its stream as it lands.
+// Env: API_URL, API_KEY (default: the dev key of `npm start`), DEMO_AMOUNT, DEMO_CURRENCY, DEMO_TIMEOUT_MS, DEMO_POLL_MS,
+// DEMO_REQUEST_TIMEOUT_MS.
 import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -8,6 +10,9 @@ type StoredEvent = { stream: { version: number }; eventType: string; eventData: 
 const apiUrl = (process.env.API_URL ?? "http://127.0.0.1:8787").replace(/\/$/, "");
 const timeoutMs = Number(process.env.DEMO_TIMEOUT_MS ?? 30_000);
 const pollMs = Number(process.env.DEMO_POLL_MS ?? 50);
+const requestTimeoutMs = Number(process.env.DEMO_REQUEST_TIMEOUT_MS ?? 10_000);
+const amount = Number(process.env.DEMO_AMOUNT ?? 86.1);
+const currency = process.env.DEMO_CURRENCY ?? "GBP";
 const devKeysFile = resolve(import.meta.dirname, "../.local/dev-keys.json");
 
 function fail(message: string): never {
@@ -23,8 +28,9 @@ async function call(method: string, path: string, body?: unknown) {
   if (body !== undefined) Object.assign(headers, { "content-type": "application/json", "idempotency-key": randomUUID() });
   let res: Response;
   try {
-    res = await fetch(`${apiUrl}${path}`, { method, headers, body: body === undefined ? null : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(`${apiUrl}${path}`, { method, headers, body: body === undefined ? null : JSON.stringify(body), signal: AbortSignal.timeout(requestTimeoutMs) });
   } catch (e) {
+    if ((e as Error).name === "TimeoutError") fail(`${method} ${path}: no answer within ${requestTimeoutMs} ms`);
     const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
     fail(`Regis Pay is not answering at ${apiUrl} (${cause}); start it with \`npm start\``);
   }
@@ -33,7 +39,7 @@ async function call(method: string, path: string, body?: unknown) {
   return json ?? {};
 }
 
-const payment = await call("POST", "/api/payments", { amount: 86.1, currency: "GBP" });
+const payment = await call("POST", "/api/payments", { amount, currency });
 const id = String(payment.id);
 console.log(`payment ${id}: ${payment.amount} ${payment.currency}`);
 

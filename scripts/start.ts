@@ -51,6 +51,7 @@ const { apiUrl, merchantId, merchantKey } = stack;
 console.log(`
 Regis Pay is running (wrangler's output: ${stack.logFile})
   API                 ${apiUrl}
+  Dashboard           ${apiUrl}/
   OpenAPI             ${apiUrl}/openapi.json
   Cosmos emulator     ${stack.cosmosUrl} (data in .data/cosmos)
   Provider simulator  ${stack.providerUrl}

@@ -32,6 +32,19 @@ describe("when the service is running", () => {
   });
 });
 
+describe("when the provider declines the payment", () => {
+  it("prints the failure and exits 1", async () => {
+    // Only this test pays 13.13 USD, so the rule touches no other test using the shared simulator.
+    const rule = { route: "create", amountEquals: 13.13, currency: "USD", code: "insufficient_funds" };
+    const set = await fetch(`${stack.providerUrl}/_sim/settings`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ declines: [rule] }) });
+    expect(set.status).toBe(200);
+    const run = await npmRunDemo({ API_URL: stack.apiUrl, API_KEY: stack.merchantKey, DEMO_AMOUNT: "13.13", DEMO_CURRENCY: "USD" });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/v2\s+PaymentFailed/);
+    expect(run.stderr).toBe("demo: payment failed at step create: insufficient_funds\n");
+  });
+});
+
 describe("when the service is not running", () => {
   it("says so in one line and exits 1", async () => {
     const url = `http://127.0.0.1:${await freePort()}`;

@@ -33,7 +33,7 @@ export function idempotencyKey() {
 
 /** Calls the API on this origin; answers the parsed body or throws ApiError. A 401 forgets the key and tells the app. */
 export async function api(path, { method = "GET", body, idempotencyKey: key, signal } = {}) {
-  const headers = { accept: "application/json, application/problem+json" };
+  const headers = {};
   const secret = merchantKey();
   if (secret) headers.authorization = `Bearer ${secret}`;
   if (body !== undefined) headers["content-type"] = "application/json";

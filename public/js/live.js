@@ -1,69 +1,62 @@
 // Live updates of one payment: a WebSocket opened with a short-lived ticket; while it is down, polling every second and reconnecting with a fresh ticket.
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 
 const pollMs = 1000;
-const maxReconnectMs = 30_000;
 const helloTimeoutMs = 5000;
+const maxReconnectMs = 30_000;
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
 /**
- * Calls onMessage with each server message ({type:"hello", payment} then {type:"event", event, payment}),
- * poll() every second while the socket is not live, and onMode("connecting" | "live" | "polling").
- * Answers stop().
+ * Hands each server message ({type: "hello", payment}, then {type: "event", event, payment}) to onMessage, calls poll()
+ * every second while the socket is not live, and reports onMode("connecting" | "live" | "polling"). Answers stop().
  */
 export function watchPayment(id, { onMessage, poll, onMode }) {
   let stopped = false;
   let socket = null;
-  let pollTimer = null;
-  let reconnectTimer = null;
+  let polling = null;
+  let reconnect;
   let reconnectMs = 1000;
 
-  function startPolling() {
-    if (pollTimer || stopped) return;
-    const tick = async () => {
-      try {
-        await poll();
-      } catch {
-        // A failed poll is retried on the next tick; a 401 has already sent the user to the key prompt.
-      }
-      if (pollTimer && !stopped) pollTimer = setTimeout(tick, pollMs);
-    };
-    pollTimer = setTimeout(tick, 0);
+  async function startPolling() {
+    if (polling) return;
+    const run = (polling = {});
+    while (polling === run && !stopped) {
+      // A failed poll is tried again next time; a 401 has already sent the user to the key prompt.
+      await poll().catch(() => {});
+      await sleep(pollMs);
+    }
   }
-  const stopPolling = () => (clearTimeout(pollTimer), (pollTimer = null));
 
   function fallBack() {
     if (stopped) return;
     onMode("polling");
     startPolling();
-    clearTimeout(reconnectTimer);
-    reconnectTimer = setTimeout(connect, reconnectMs);
+    clearTimeout(reconnect);
+    reconnect = setTimeout(connect, reconnectMs);
     reconnectMs = Math.min(reconnectMs * 2, maxReconnectMs);
   }
 
   async function connect() {
-    if (stopped) return;
     let ticket;
     try {
       ({ ticket } = await api(`/api/payments/${id}/live-tickets`, { method: "POST" }));
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) return stop();
-      return fallBack();
+      return e.status === 401 ? stop() : fallBack();
     }
     if (stopped) return;
-    const ws = new WebSocket(`${location.origin.replace(/^http/, "ws")}/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`);
-    socket = ws;
-    // A socket that opens but never greets (a proxy that swallows it) counts as down.
-    const helloTimer = setTimeout(() => ws.close(4000, "no hello"), helloTimeoutMs);
-    ws.addEventListener("message", (m) => {
+    const ws = (socket = new WebSocket(`${location.origin.replace(/^http/, "ws")}/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`));
+    // A socket that never greets (a proxy swallowing it) counts as down.
+    const silent = setTimeout(() => ws.close(4000, "no hello"), helloTimeoutMs);
+    ws.addEventListener("message", ({ data }) => {
       let message;
       try {
-        message = JSON.parse(m.data);
+        message = JSON.parse(data);
       } catch {
         return;
       }
       if (message?.type === "hello") {
-        clearTimeout(helloTimer);
-        stopPolling();
+        clearTimeout(silent);
+        polling = null;
         reconnectMs = 1000;
         onMode("live");
       }
@@ -71,17 +64,15 @@ export function watchPayment(id, { onMessage, poll, onMode }) {
     });
     // "error" is always followed by "close".
     ws.addEventListener("close", () => {
-      clearTimeout(helloTimer);
-      if (socket !== ws) return;
-      socket = null;
-      fallBack();
+      clearTimeout(silent);
+      if (socket === ws) (socket = null), fallBack();
     });
   }
 
   function stop() {
     stopped = true;
-    stopPolling();
-    clearTimeout(reconnectTimer);
+    polling = null;
+    clearTimeout(reconnect);
     const ws = socket;
     socket = null;
     ws?.close(1000, "left the page");

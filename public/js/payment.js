@@ -1,10 +1,10 @@
 // A payment's page: details, lifecycle stages with the time between them, every event (live), refunds, and the cancel and refund actions.
 import { api, ApiError, idempotencyKey, problemText } from "./api.js";
 import { watchPayment } from "./live.js";
-import { clear, clearFieldErrors, dl, duration, field, h, minus, money, showFieldError, statusBadge, time } from "./ui.js";
+import { clear, clearFieldErrors, decimal, dl, duration, field, h, minus, money, row, showFieldError, statusBadge, table, time } from "./ui.js";
 
 const stages = [["Initiated", "initiatedAt"], ["Created", "createdAt"], ["Settled", "settledAt"], ["Completed", "completedAt"]];
-const modes = { connecting: "Connecting for live updates…", live: "Live: events appear as they happen", polling: "Live connection down: checking every second" };
+const modes = { connecting: "Connecting…", live: "Live: events appear as they happen", polling: "Live connection down: checking every second" };
 const since = (a, b) => Date.parse(b) - Date.parse(a);
 const plus = (from, at) => from && at && h("span", { class: "delta" }, ` +${duration(since(from, at))}`);
 const notice = (cls, title, ...text) => h("p", { class: `notice ${cls}` }, h("strong", {}, title), ...text);
@@ -48,21 +48,18 @@ function timeline(events) {
 }
 
 const refundStatus = { succeeded: "✓ Succeeded", failed: "✕ Failed", pending: "… Pending" };
+const refundColumns = ["Refund", "Amount", "Status", "Requested", "Completed", "Reason"];
 const refundRow = (r) =>
-  h(
-    "tr",
-    {},
-    [
-      ["Refund", r.id, "mono"],
-      ["Amount", money(r.amount, r.currency)],
-      ["Status", h("span", { class: `status refund-${r.status}` }, refundStatus[r.status] ?? r.status)],
-      ["Requested", time(r.requestedAt)],
-      ["Completed", r.completedAt ? time(r.completedAt) : "–"],
-      ["Reason", r.failureReason ?? "–"],
-    ].map(([label, value, cls]) => h("td", { "data-label": label, class: cls }, value)),
-  );
+  row({}, refundColumns, [
+    h("span", { class: "mono" }, r.id),
+    money(r.amount, r.currency),
+    h("span", { class: `status refund-${r.status}` }, refundStatus[r.status] ?? r.status),
+    time(r.requestedAt),
+    r.completedAt ? time(r.completedAt) : "–",
+    r.failureReason ?? "–",
+  ]);
 
-/** A button opening a small form; its submit sends with one Idempotency-Key until the form changes; field errors go inline. */
+/** A button opening a small form, sent with one Idempotency-Key until it changes; field errors inline. */
 function action(id, label, control, onSubmit) {
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { type: "submit" }, label);
@@ -103,7 +100,7 @@ export function paymentView(main, id) {
   const stageSlot = h("div");
   const list = h("ol", { id: "timeline", class: "timeline" });
   const refundsBody = h("tbody");
-  const refundsTable = h("table", {}, h("thead", {}, h("tr", {}, ["Refund", "Amount", "Status", "Requested", "Completed", "Reason"].map((t) => h("th", { scope: "col" }, t)))), refundsBody);
+  const refundsTable = table(refundColumns, refundsBody);
   const noRefunds = h("p", { class: "muted" }, "No refunds.");
   const section = (title, ...content) => h("section", {}, h("h2", {}, title), content);
 
@@ -117,23 +114,13 @@ export function paymentView(main, id) {
   field("Amount to refund", refundAmount);
   const refund = action("refund", "Refund", refundAmount, async (key) => {
     const text = refundAmount.value.trim();
-    if (!/^-?(\d+\.?\d*|\.\d+)$/.test(text)) throw new ApiError(400, { errors: { amount: ["Enter a number, e.g. 10.00."] } });
+    if (!decimal.test(text)) throw new ApiError(400, { errors: { amount: ["Enter a number, e.g. 10.00."] } });
     await api(`/api/payments/${id}/refunds`, { method: "POST", body: { amount: Number(text) }, idempotencyKey: key });
     await poll();
   });
 
-  clear(
-    main,
-    h("p", {}, h("a", { href: "#/" }, "← Payments")),
-    head,
-    live,
-    summary,
-    notes,
-    h("div", { class: "actions-row" }, cancel.box, refund.box),
-    section("Lifecycle", stageSlot),
-    section("Events", list),
-    section("Refunds", noRefunds, refundsTable),
-  );
+  const actions = h("div", { class: "actions-row" }, cancel.box, refund.box);
+  clear(main, h("p", {}, h("a", { href: "#/" }, "← Payments")), head, live, summary, notes, actions, section("Lifecycle", stageSlot), section("Events", list), section("Refunds", noRefunds, refundsTable));
 
   function draw() {
     const p = payment;
@@ -167,28 +154,17 @@ export function paymentView(main, id) {
     while (events.has(v + 1)) v++;
     return v;
   };
-  let fetching = null;
-  let again = false;
-  /** Reads the events after those held; one reader at a time, run again when asked meanwhile. */
-  async function fetchEvents() {
-    if (fetching) return void (again = true);
-    fetching = (async () => {
-      do {
-        again = false;
-        for (let from = held() + 1; from && !stopped; ) {
-          const page = await api(`/api/payments/${id}/events?fromVersion=${from}&limit=100`);
-          for (const e of page.events) events.set(e.stream.version, e);
-          from = page.nextFromVersion;
-        }
-      } while (again && !stopped);
-    })();
-    try {
-      await fetching;
-    } finally {
-      fetching = null;
-    }
-    if (payment && !stopped) draw();
-  }
+  let reading = Promise.resolve();
+  /** Reads the events after those held; reads queue, so a later one finds what an earlier one left. */
+  const fetchEvents = () =>
+    (reading = reading.catch(() => {}).then(async () => {
+      for (let from = held() + 1; from && !stopped; ) {
+        const page = await api(`/api/payments/${id}/events?fromVersion=${from}&limit=100`);
+        for (const e of page.events) events.set(e.stream.version, e);
+        from = page.nextFromVersion;
+      }
+      if (payment && !stopped) draw();
+    }));
 
   /** Keeps the newest resource (answers can arrive out of order) and fetches the events it is ahead by. */
   function update(p) {

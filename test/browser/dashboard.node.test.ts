@@ -1,8 +1,8 @@
 // The dashboard in real headless Chromium (playwright-core) against the whole local stack; it also takes the README's screenshots.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, type Stack, type StackKeys } from "../../scripts/stack.ts";
 import { leftovers } from "../e2e/setup.ts";
@@ -29,7 +29,18 @@ const pageErrors: string[] = [];
 const createKeys: { amount: unknown; key: string }[] = [];
 
 const shot = (name: string, fullPage = false) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage });
-const noHorizontalScroll = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+/** Waits for what the page should come to show; on time-out, says what it shows instead and how the Worker fared. */
+async function until(locator: Locator, what: string, timeout = lifecycleMs) {
+  try {
+    await locator.waitFor({ timeout });
+  } catch (e) {
+    const shown = (await page.locator("main").innerText().catch(() => "(nothing)")).slice(0, 2000);
+    const log = stack ? readFileSync(stack.logFile, "utf8").replace(/\x1b\[[\d;]*m/g, "").trim().split("\n").slice(-15).join("\n") : "";
+    throw new Error(`${what} did not happen within ${timeout} ms.\nThe page shows:\n${shown}\n\nLast lines of ${stack?.logFile}:\n${log}`, { cause: e });
+  }
+}
+// Page-side code as text: this file is type-checked without the DOM library.
+const noHorizontalScroll = () => page.evaluate("document.documentElement.scrollWidth <= window.innerWidth");
 
 beforeAll(async () => {
   // Installing Chromium (first run on a bare machine) is why this hook may take minutes; later runs take seconds.
@@ -81,7 +92,7 @@ describe("the merchant dashboard", () => {
       await page.getByLabel("Merchant API key").fill(keys.merchantKey);
       await page.getByRole("button", { name: "Continue" }).click();
       await page.getByRole("heading", { name: "Payments" }).waitFor();
-      const stored = await page.evaluate(() => ({ session: Object.values(sessionStorage), local: localStorage.length, cookies: document.cookie }));
+      const stored = await page.evaluate("({ session: Object.values(sessionStorage), local: localStorage.length, cookies: document.cookie })");
       expect(stored).toEqual({ session: [keys.merchantKey], local: 0, cookies: "" });
     });
   });
@@ -114,7 +125,7 @@ describe("the merchant dashboard", () => {
       await page.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
       paymentId = page.url().split("/").pop()!;
 
-      await page.locator("#timeline [data-event-type=PaymentCompleted]").waitFor({ timeout: lifecycleMs });
+      await until(page.locator("#timeline [data-event-type=PaymentCompleted]"), "The timeline reaching PaymentCompleted");
       const types = await page.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
       expect(types).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
       expect(await page.locator(".stage.done").count()).toBe(4);
@@ -139,7 +150,7 @@ describe("the merchant dashboard", () => {
       await page.getByRole("link", { name: "Payments", exact: true }).click();
       const row = page.locator(`tr[data-id="${paymentId}"]`);
       // The list refreshes itself every few seconds; the read model catches up from the event queue.
-      await row.filter({ hasText: "Completed" }).waitFor({ timeout: lifecycleMs });
+      await until(row.filter({ hasText: "Completed" }), "The list showing the payment as completed");
       expect(await row.locator("td[data-label=Amount]").textContent()).toBe("86.10");
       expect(await row.locator("td[data-label=Currency]").textContent()).toBe("GBP");
       expect(await row.locator("td[data-label=Created]").textContent()).toMatch(/ago$/);

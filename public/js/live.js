@@ -37,14 +37,14 @@ export function watchPayment(id, { onMessage, poll, onMode }) {
   }
 
   async function connect() {
-    let ticket;
+    let ws;
     try {
-      ({ ticket } = await api(`/api/payments/${id}/live-tickets`, { method: "POST" }));
+      const { ticket } = await api(`/api/payments/${id}/live-tickets`, { method: "POST" });
+      if (stopped) return;
+      ws = socket = new WebSocket(`${location.origin.replace(/^http/, "ws")}/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`);
     } catch (e) {
       return e.status === 401 ? stop() : fallBack();
     }
-    if (stopped) return;
-    const ws = (socket = new WebSocket(`${location.origin.replace(/^http/, "ws")}/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`));
     // A socket that never greets (a proxy swallowing it) counts as down.
     const silent = setTimeout(() => ws.close(4000, "no hello"), helloTimeoutMs);
     ws.addEventListener("message", ({ data }) => {

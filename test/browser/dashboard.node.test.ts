@@ -29,6 +29,12 @@ const pageErrors: string[] = [];
 const createKeys: { amount: unknown; key: string }[] = [];
 
 const shot = (name: string, fullPage = false) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage });
+/** Changes the provider simulator's fault settings. */
+async function simulator(settings: Record<string, unknown>) {
+  const res = await fetch(`${stack!.providerUrl}/_sim/settings`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(settings) });
+  expect(res.status).toBe(200);
+}
+
 /** Waits for what the page should come to show; on time-out, says what it shows instead and how the Worker fared. */
 async function until(locator: Locator, what: string, timeout = lifecycleMs) {
   try {
@@ -126,6 +132,8 @@ describe("the merchant dashboard", () => {
       paymentId = page.url().split("/").pop()!;
 
       await until(page.locator("#timeline [data-event-type=PaymentCompleted]"), "The timeline reaching PaymentCompleted");
+      // Through the WebSocket, not the polling fallback.
+      await page.getByText("Live: events appear as they happen").waitFor();
       const types = await page.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
       expect(types).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
       expect(await page.locator(".stage.done").count()).toBe(4);
@@ -161,5 +169,36 @@ describe("the merchant dashboard", () => {
       await page.setViewportSize(desktop);
       expect(pageErrors).toEqual([]);
     }, lifecycleMs + 5_000);
+  });
+
+  describe("when the browser cannot open the live WebSocket", () => {
+    it("falls back to polling every second and still follows the lifecycle to completed", async () => {
+      const context = await browser!.newContext({ viewport: desktop });
+      try {
+        await context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" });
+        const blocked = await context.newPage();
+        await blocked.goto(`${stack!.apiUrl}/`);
+        await blocked.getByLabel("Merchant API key").fill(keys.merchantKey);
+        await blocked.getByRole("button", { name: "Continue" }).click();
+        await blocked.getByRole("heading", { name: "Payments" }).waitFor();
+
+        // A slow provider keeps the lifecycle running for seconds, so the page sees it move.
+        await simulator({ latencyMs: 1500 });
+        const res = await fetch(`${stack!.apiUrl}/api/payments`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${keys.merchantKey}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
+          body: JSON.stringify({ amount: 12.34, currency: "EUR" }),
+        });
+        const { id } = (await res.json()) as { id: string };
+        await blocked.goto(`${stack!.apiUrl}/#/payments/${id}`);
+        await blocked.getByText("checking every second").waitFor();
+        await blocked.locator(".stage", { hasText: "waiting…" }).first().waitFor();
+        await blocked.locator("#timeline [data-event-type=PaymentCompleted]").waitFor({ timeout: lifecycleMs });
+        expect(await blocked.locator(".stage.done").count()).toBe(4);
+      } finally {
+        await simulator({ latencyMs: 0 });
+        await context.close();
+      }
+    }, lifecycleMs + 10_000);
   });
 });

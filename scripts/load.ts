@@ -20,8 +20,9 @@ export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - start, value];
 }
 
+/** Creates a payment; the amount is rounded to cents first (float sums like 1 + 7/100 carry extra decimals). */
 export async function createPayment(c: Client, amount: number, currency = "GBP") {
-  const res = await call(c, "/api/payments", { body: { amount, currency }, headers: { "idempotency-key": crypto.randomUUID() } });
+  const res = await call(c, "/api/payments", { body: { amount: Math.round(amount * 100) / 100, currency }, headers: { "idempotency-key": crypto.randomUUID() } });
   if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
   return res.body as Payment;
 }

@@ -27,9 +27,13 @@ const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "
 async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>): Promise<T> {
   const state = mkdtempSync(join(tmpdir(), `regis-bench-${name}-`));
   const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars } });
+  // Interrupted: stop the stack (wrangler runs in its own process group) before exiting.
+  const interrupted = () => void stack.stop().finally(() => process.exit(130));
+  process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
   try {
     return await run(stack, { apiUrl: stack.apiUrl, key: stack.merchantKey });
   } finally {
+    process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
     await stack.stop();
     rmSync(state, { recursive: true, force: true });
   }

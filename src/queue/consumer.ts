@@ -23,7 +23,10 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
       const event: EventMessage = parsed.data;
       const fields = { queue: batch.queue, eventId: event.eventId, streamId: event.streamId, version: event.version, type: event.type, correlationId: event.correlationId, attempts: message.attempts };
       try {
-        if (event.summary) await project(env.READ_MODEL, event.summary);
+        // The list is secondary: a failed update is logged and repaired by the next event or a rebuild, and never
+        // holds the payment's own lifecycle back.
+        if (event.summary)
+          await project(env.READ_MODEL, event.summary).catch((e: unknown) => log("error", "payments list not updated", { ...fields, error: String(e) }));
         const stub = env.PAYMENTS.getByName(event.streamId.slice("pay:".length));
         const result = deadLetters ? await stub.onExhausted(event) : await stub.onEvent(event);
         if (result.outcome === "retry") {

@@ -8,7 +8,8 @@ import { startStack, type Stack, type StackKeys } from "../../scripts/stack.ts";
 import { leftovers } from "../e2e/setup.ts";
 import { chromiumArgs, findChromium } from "./chromium.ts";
 
-const screenshots = resolve(import.meta.dirname, "../../docs/screenshots");
+// The README's screenshots are refreshed only on request (UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
+const screenshots = process.env.UPDATE_SCREENSHOTS ? resolve(import.meta.dirname, "../../public/docs/screenshots") : mkdtempSync(join(tmpdir(), "regis-shots-"));
 const keys: StackKeys = {
   merchantId: "browser",
   merchantKey: "sk_test_browser_merchant_1",

@@ -8,6 +8,7 @@ import { uuidFrom } from "../src/core/ids.ts";
 import type { EventDocument } from "../src/core/eventStore.ts";
 import { EMULATOR_KEY } from "./cosmos/server.ts";
 import { pool, type Client } from "./load.ts";
+import { seededRandom } from "./random.ts";
 
 export type ChaosTarget = {
   apiUrl: string;
@@ -40,18 +41,6 @@ export const chaosVars = (seed: number) => ({
   WATCHDOG_MS: "5000",
 });
 export const calmVars = { FAULT_ABORT_RATE: "0", FAULT_REDELIVER_RATE: "0" };
-
-/** mulberry32: a small seeded generator, so a scenario replays from its seed. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const declinedAmount = 66.6; // the provider declines creates of this amount
 const declinedRefund = 0.13; // and refunds of this amount
@@ -93,7 +82,7 @@ export type ChaosReport = { seed: number; payments: number; faults: Record<strin
 export async function runChaos(target: ChaosTarget, opts: { seed: number; payments: number; concurrency?: number; deadlineMs?: number; log?: (line: string) => void }): Promise<ChaosReport> {
   const say = opts.log ?? (() => {});
   const started = Date.now();
-  const rnd = random(opts.seed);
+  const rnd = seededRandom(opts.seed);
   const client: Client = { apiUrl: target.apiUrl, key: target.merchantKey };
   const admin: Client = { apiUrl: target.apiUrl, key: target.adminKey };
   const recorded: Recorded = { payments: new Map(), refunds: new Map(), cancelled: new Set(), rejected: 0 };

@@ -1,4 +1,6 @@
 // Request counters by operation kind and the fault rules (429, 503, delay) the control plane injects.
+import { seededRandom } from "../random.ts";
+
 export const KINDS = ["sproc", "query", "read", "write", "changefeed", "batch", "other"] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -18,18 +20,6 @@ export type FaultRule = {
 };
 
 export type FaultDecision = { delayMs: number; error: FaultRule | undefined };
-
-/** Small seeded PRNG (mulberry32) so that a `fraction` rule fires on a reproducible subset of requests. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class InvalidRule extends Error {}
 
@@ -65,7 +55,7 @@ export class Faults {
       seed: num("seed", Number.isInteger) ?? 1,
       fired: 0,
     };
-    this.rules.push({ rule, next: random(rule.seed) });
+    this.rules.push({ rule, next: seededRandom(rule.seed) });
     return rule;
   }
 

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { canonical, isObject } from "./json.ts";
 import { fromMinor, isCurrency, toMinor } from "./money.ts";
-import { seededRandom } from "./random.ts";
+import { seededRandom } from "../random.ts";
 import { type DeclinableRoute, mergeSettings, type RecordedRoute } from "./settings.ts";
 import { signatureHeader, verifySignature } from "./signature.ts";
 import { type Payment, paymentView, resetState, type Result, type State } from "./state.ts";

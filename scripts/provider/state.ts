@@ -1,6 +1,6 @@
 // In-memory state of one simulator (payments, idempotency records, recorded calls, settings) and the one place calls are recorded.
 import { fromMinor } from "./money.ts";
-import { seededRandom } from "./random.ts";
+import { seededRandom } from "../random.ts";
 import { defaultSettings, type RecordedRoute, type Settings } from "./settings.ts";
 
 export type Outcome = "ok" | "replayed" | "duplicate" | "rejected" | "declined" | "error" | "timeout";

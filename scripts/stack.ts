@@ -1,7 +1,7 @@
 // Starts the whole local stack (Cosmos emulator, provisioning, provider simulator, `wrangler dev`) and stops it again.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import { CosmosClient } from "@azure/cosmos";
@@ -113,6 +113,16 @@ async function until(condition: () => boolean | Promise<boolean>, deadlineMs: nu
   return condition();
 }
 
+const signalGroup = (pid: number, signal: NodeJS.Signals) => groupAlive(pid) && process.kill(-pid, signal);
+
+/** SIGTERM to the whole process group, then waits until every member is gone; SIGKILL after the deadline. */
+async function stopGroup(pid: number, timeoutMs: number) {
+  signalGroup(pid, "SIGTERM");
+  if (await until(() => !groupAlive(pid), timeoutMs, 50)) return;
+  signalGroup(pid, "SIGKILL");
+  await until(() => !groupAlive(pid), timeoutMs, 50);
+}
+
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const { startTimeoutMs = 60_000, healthPollMs = 100, stopTimeoutMs = 10_000 } = opts;
   const database = opts.database ?? "regis-pay";
@@ -131,33 +141,27 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   let cosmos: CosmosEmulator | undefined;
   let simulator: ProviderSimulator | undefined;
-  let child: ChildProcess | undefined;
-  let exited: string | undefined;
+  let log: WriteStream | undefined;
+  // Process groups of the wrangler commands still running (each is started detached, as its own group).
+  const groups = new Set<number>();
   const envFile = local("stacks", `${apiPort}.env`);
   const logFile = resolve(root, opts.logFile ?? local("logs", `stack-${apiPort}.log`));
   let recent = "";
 
-  const killGroup = (signal: NodeJS.Signals) => {
-    if (child?.pid && groupAlive(child.pid)) process.kill(-child.pid, signal);
-  };
   // A parent that exits without stop() (a crash, process.exit) must not leave wrangler, workerd or secrets behind.
   const killOnExit = () => {
-    killGroup("SIGKILL");
+    for (const pid of groups) signalGroup(pid, "SIGKILL");
     rmSync(envFile, { force: true });
   };
+  process.on("exit", killOnExit);
 
   async function stopAll() {
-    if (child?.pid) {
-      const pid = child.pid;
-      killGroup("SIGTERM");
-      // wrangler's workerd children share its process group: wait until the whole group is gone.
-      if (!(await until(() => !groupAlive(pid), stopTimeoutMs, 50))) {
-        killGroup("SIGKILL");
-        await until(() => !groupAlive(pid), stopTimeoutMs, 50);
-      }
-      process.off("exit", killOnExit);
-    }
+    // wrangler's workerd children share its process group: the group is signalled, and waited for, as a whole.
+    for (const pid of groups) await stopGroup(pid, stopTimeoutMs);
+    groups.clear();
+    process.off("exit", killOnExit);
     rmSync(envFile, { force: true });
+    log?.end();
     await simulator?.close();
     await cosmos?.close();
   }
@@ -193,13 +197,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     });
     writeFileSync(envFile, lines.join(""), { mode: 0o600 });
 
-    const log = createWriteStream(logFile);
+    const output = (log = createWriteStream(logFile));
     const tail = () => recent.split("\n").slice(-20).join("\n");
-    const wrangler = (args: string[], detached: boolean) => {
+    // Detached: each wrangler command and its children (workerd) form their own process group, stopped as a whole.
+    const wrangler = (args: string[]) => {
       const common = ["--persist-to", resolve(root, opts.persistTo ?? ".wrangler/state"), ...(opts.wranglerEnv ? ["--env", opts.wranglerEnv] : [])];
       const started = spawn(process.execPath, [resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args, ...common], {
         cwd: root,
-        detached,
+        detached: true,
         stdio: ["ignore", "pipe", "pipe"],
         env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_LOG_PATH: local("logs", "wrangler") },
       });
@@ -208,49 +213,48 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         [started.stderr, process.stderr],
       ] as const)
         stream.on("data", (chunk: Buffer) => {
-          log.write(chunk);
+          output.write(chunk);
           recent = (recent + chunk.toString()).slice(-8000);
           if (!opts.quiet) terminal.write(chunk);
         });
-      return started;
+      if (started.pid) groups.add(started.pid);
+      let exited: string | undefined;
+      started.on("exit", (code, signal) => (exited = `exited (${signal ?? `code ${code}`})`));
+      started.on("error", (e) => (exited = `failed to start: ${e.message}`));
+      return { pid: started.pid ?? 0, exited: () => exited };
     };
 
     // The D1 read model's tables: wrangler dev does not apply migrations itself (CI=true skips the confirmation).
-    const migrations = wrangler(["d1", "migrations", "apply", "READ_MODEL", "--local"], false);
-    const migrated = await new Promise<string>((done) => {
-      migrations.on("exit", (code, signal) => done(code === 0 ? "" : `exited (${signal ?? `code ${code}`})`));
-      migrations.on("error", (e) => done(`failed to start: ${e.message}`));
-    });
-    if (migrated) throw new Error(`wrangler d1 migrations apply ${migrated}; last lines of ${logFile}:\n${tail()}`);
+    const migrations = wrangler(["d1", "migrations", "apply", "READ_MODEL", "--local"]);
+    await until(() => migrations.exited() !== undefined, startTimeoutMs, 50);
+    const migrated = migrations.exited() ?? `did not finish within ${startTimeoutMs} ms`;
+    if (migrated !== "exited (code 0)") throw new Error(`wrangler d1 migrations apply ${migrated}; last lines of ${logFile}:\n${tail()}`);
+    await stopGroup(migrations.pid, stopTimeoutMs);
+    groups.delete(migrations.pid);
 
-    // Detached: wrangler and its workerd children get their own process group, which stop() signals as a whole.
-    child = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false"], true);
-    process.on("exit", killOnExit);
-    child.on("exit", (code, signal) => {
-      exited = `exited (${signal ?? `code ${code}`})`;
-      log.end();
-    });
-    child.on("error", (e) => (exited = `failed to start: ${e.message}`));
+    const dev = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false"]);
 
     const apiUrl = `http://${host}:${apiPort}`;
     const deadline = Date.now() + startTimeoutMs;
     let last = "no answer";
     const healthy = await until(
       async () => {
-        if (exited) return true;
+        if (dev.exited()) return true;
         try {
           const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
           last = `GET /health answered ${res.status}`;
           await res.body?.cancel();
           return res.status === 200;
         } catch (e) {
-          last = `GET /health: ${(e as Error).message}`;
+          // A request cut by the deadline says less than the answer before it.
+          if ((e as Error).name !== "TimeoutError") last = `GET /health: ${(e as Error).message}`;
           return false;
         }
       },
       startTimeoutMs,
       healthPollMs,
     );
+    const exited = dev.exited();
     if (exited || !healthy) {
       const reason = exited ? `wrangler dev ${exited}` : `wrangler dev not healthy after ${startTimeoutMs} ms (${last})`;
       throw new Error(`${reason}; last lines of ${logFile}:\n${tail()}`);
@@ -264,7 +268,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       merchantKey: keys.merchantKey,
       adminKey: keys.adminKey,
       merchantId: keys.merchantId,
-      wranglerPid: child.pid!,
+      wranglerPid: dev.pid,
       logFile,
       stop: () => (stopping ??= stopAll()),
     };

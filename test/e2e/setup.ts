@@ -5,19 +5,11 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { startStack } from "../../scripts/stack.ts";
+import { startStack, type Stack } from "../../scripts/stack.ts";
 import { e2eContainer, e2eDatabase, e2eKeys, e2eVars } from "./constants.ts";
 
-export type E2eStack = {
-  apiUrl: string;
-  cosmosUrl: string;
-  providerUrl: string;
-  merchantKey: string;
-  adminKey: string;
-  merchantId: string;
-  wranglerPid: number;
-  logFile: string;
-};
+/** The running stack as the test files see it (stop() stays here, in the process that started it). */
+export type E2eStack = Omit<Stack, "stop">;
 
 declare module "vitest" {
   export interface ProvidedContext {

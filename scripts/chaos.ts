@@ -72,9 +72,17 @@ async function reliably(c: Client, path: string, body: unknown, key: string) {
   }
 }
 
+/** A read that rides out a restart of the Worker runtime (connection refused or cut) and 5xx answers. */
 async function get(c: Client, path: string) {
-  const res = await fetch(`${c.apiUrl}${path}`, { headers: { authorization: `Bearer ${c.key}` } });
-  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await fetch(`${c.apiUrl}${path}`, { headers: { authorization: `Bearer ${c.key}` }, signal: AbortSignal.timeout(20_000) });
+      if (res.status < 500 || attempt >= 40) return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
+    } catch (e) {
+      if (attempt >= 40) throw e;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
+  }
 }
 
 export type ChaosReport = { seed: number; payments: number; faults: Record<string, number>; violations: string[]; stalledRedriven: number; seconds: number };

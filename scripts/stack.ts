@@ -46,10 +46,12 @@ export type Stack = {
   merchantKey: string;
   adminKey: string;
   merchantId: string;
-  wranglerPid: number;
+  /** wrangler dev's process (and process group); a new one after restartWorker. */
+  readonly wranglerPid: number;
   /** wrangler's output. */
   logFile: string;
   stop(): Promise<void>;
+  restartWorker(vars?: Record<string, string>): Promise<void>;
 };
 
 export const root = resolve(import.meta.dirname, "..");
@@ -190,12 +192,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     };
     mkdirSync(local("stacks"), { recursive: true });
     mkdirSync(dirname(logFile), { recursive: true });
-    const lines = Object.entries(workerVars).map(([name, value]) => {
-      // Single quotes keep a dotenv value literal (JSON included); they cannot hold a quote or a line break.
-      if (/['\r\n]/.test(value)) throw new Error(`Worker var ${name} cannot contain a single quote or a line break`);
-      return `${name}='${value}'\n`;
-    });
-    writeFileSync(envFile, lines.join(""), { mode: 0o600 });
+    const writeEnv = (vars: Record<string, string>) => {
+      const lines = Object.entries(vars).map(([name, value]) => {
+        // Single quotes keep a dotenv value literal (JSON included); they cannot hold a quote or a line break.
+        if (/['\r\n]/.test(value)) throw new Error(`Worker var ${name} cannot contain a single quote or a line break`);
+        return `${name}='${value}'\n`;
+      });
+      writeFileSync(envFile, lines.join(""), { mode: 0o600 });
+    };
+    writeEnv(workerVars);
 
     const output = (log = createWriteStream(logFile));
     const tail = () => recent.split("\n").slice(-20).join("\n");
@@ -232,33 +237,37 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     await stopGroup(migrations.pid, stopTimeoutMs);
     groups.delete(migrations.pid);
 
-    const dev = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false"]);
-
     const apiUrl = `http://${host}:${apiPort}`;
-    const deadline = Date.now() + startTimeoutMs;
-    let last = "no answer";
-    const healthy = await until(
-      async () => {
-        if (dev.exited()) return true;
-        try {
-          const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
-          last = `GET /health answered ${res.status}`;
-          await res.body?.cancel();
-          return res.status === 200;
-        } catch (e) {
-          // A request cut by the deadline says less than the answer before it.
-          if ((e as Error).name !== "TimeoutError") last = `GET /health: ${(e as Error).message}`;
-          return false;
-        }
-      },
-      startTimeoutMs,
-      healthPollMs,
-    );
-    const exited = dev.exited();
-    if (exited || !healthy) {
-      const reason = exited ? `wrangler dev ${exited}` : `wrangler dev not healthy after ${startTimeoutMs} ms (${last})`;
-      throw new Error(`${reason}; last lines of ${logFile}:\n${tail()}`);
-    }
+    /** Starts `wrangler dev` and waits until it answers GET /health with 200. */
+    const startDev = async () => {
+      const dev = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false"]);
+      const deadline = Date.now() + startTimeoutMs;
+      let last = "no answer";
+      const healthy = await until(
+        async () => {
+          if (dev.exited()) return true;
+          try {
+            const res = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+            last = `GET /health answered ${res.status}`;
+            await res.body?.cancel();
+            return res.status === 200;
+          } catch (e) {
+            // A request cut by the deadline says less than the answer before it.
+            if ((e as Error).name !== "TimeoutError") last = `GET /health: ${(e as Error).message}`;
+            return false;
+          }
+        },
+        startTimeoutMs,
+        healthPollMs,
+      );
+      const exited = dev.exited();
+      if (exited || !healthy) {
+        const reason = exited ? `wrangler dev ${exited}` : `wrangler dev not healthy after ${startTimeoutMs} ms (${last})`;
+        throw new Error(`${reason}; last lines of ${logFile}:\n${tail()}`);
+      }
+      return dev;
+    };
+    let dev = await startDev();
 
     let stopping: Promise<void> | undefined;
     return {
@@ -268,9 +277,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       merchantKey: keys.merchantKey,
       adminKey: keys.adminKey,
       merchantId: keys.merchantId,
-      wranglerPid: dev.pid,
+      get wranglerPid() {
+        return dev.pid;
+      },
       logFile,
       stop: () => (stopping ??= stopAll()),
+      /** Restarts only the Worker runtime, on the same state and ports, with these vars changed. */
+      async restartWorker(vars: Record<string, string> = {}) {
+        await stopGroup(dev.pid, stopTimeoutMs);
+        groups.delete(dev.pid);
+        Object.assign(workerVars, vars);
+        writeEnv(workerVars);
+        dev = await startDev();
+      },
     };
   } catch (e) {
     await stopAll();

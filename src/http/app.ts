@@ -71,10 +71,31 @@ const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   await next();
 };
-app.use("/api/*", requestGuards);
-app.use("/admin/*", requestGuards);
 
-app.use("/api/*", bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) }));
+/** JSON.parse keeps a "__proto__" key as an own property, which zod then drops without a word: it is refused. */
+const noProtoKeys: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.method === "POST" && c.req.header("content-type") !== undefined) {
+    const body = await c.req.json().catch(() => undefined);
+    if (hasProtoKey(body)) return problem(c, "validation_failed", { errors: { ["__proto__"]: ["this key is not allowed"] } });
+  }
+  await next();
+};
+
+/** Whether a parsed JSON value holds a "__proto__" key at any depth (iteratively: bodies may be deeply nested). */
+function hasProtoKey(value: unknown) {
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object") continue;
+    if (!Array.isArray(v) && Object.hasOwn(v, "__proto__")) return true;
+    stack.push(...Object.values(v));
+  }
+  return false;
+}
+// Checked in this order: the content type, the size, the key, then the body (which only a known caller gets read).
+// Operators' bodies are not size-checked before their key: the 401 comes first there.
+app.use("/api/*", requestGuards, bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) }));
+app.use("/admin/*", requestGuards);
 
 app.use("/api/*", async (c, next) => {
   // The live WebSocket carries a signed ticket instead of a key (browsers cannot set headers on WebSockets).
@@ -92,6 +113,9 @@ app.use("/admin/*", async (c, next) => {
   await next();
 });
 
+app.use("/api/*", noProtoKeys);
+app.use("/admin/*", noProtoKeys);
+
 app.route("/api", payments);
 app.route("/api", live);
 app.route("/admin", admin);
@@ -99,7 +123,9 @@ app.route("/admin", admin);
 app.notFound((c) => problem(c, "not_found", { detail: `no route ${c.req.method} ${c.req.path}` }));
 
 app.onError((err, c) => {
+  // Hono's validators answer with exceptions: a body that is not JSON, or not declared as JSON.
   if (err instanceof HTTPException && err.status === 400) return problem(c, "malformed_json", { detail: "the body is not valid JSON" });
+  if (err instanceof HTTPException && err.status === 415) return problem(c, "unsupported_media_type");
   log("error", "unhandled error", { requestId: c.var.requestId, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
   return problem(c, "internal_error");
 });

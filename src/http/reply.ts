@@ -15,11 +15,12 @@ export function answer<T>(c: Context, reply: Reply<T>, render: (body: T) => unkn
 
 /** zod issues keyed by the field they concern (unknown fields included), each a list of messages. */
 export function fieldErrors(error: ZodError): Record<string, string[]> {
-  const errors: Record<string, string[]> = {};
-  const add = (field: string, message: string) => (errors[field] ??= []).push(message);
+  // A Map, not an object: field names come from the client and may be "constructor" or "__proto__".
+  const errors = new Map<string, string[]>();
+  const add = (field: string, message: string) => errors.set(field, [...(errors.get(field) ?? []), message]);
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") for (const key of issue.keys) add(key, "unknown field");
     else add(issue.path.length > 0 ? issue.path.map(String).join(".") : "body", issue.message);
   }
-  return errors;
+  return Object.fromEntries(errors);
 }

@@ -1,14 +1,17 @@
-// The event-store contract from Node: against the local emulator, or a real account when COSMOS_ENDPOINT and
-// COSMOS_KEY are set (then provisioned into a throw-away database that is deleted afterwards).
+// The event-store contract from Node: against an emulator of its own (the shared one's request counters belong to
+// the Workers tests), or a real account when COSMOS_ENDPOINT and COSMOS_KEY are set; either way provisioned into a
+// throw-away database that is deleted afterwards.
 import { CosmosClient } from "@azure/cosmos";
-import { afterAll, beforeAll, inject } from "vitest";
+import { afterAll, beforeAll } from "vitest";
+import { startCosmosEmulator } from "../../scripts/cosmos/server.ts";
 import { CosmosEventStore } from "../../src/cosmos/cosmosEventStore.ts";
 import { provision } from "../../src/cosmos/provision.ts";
 import { emulatorKey } from "../setup/constants.ts";
 import { eventStoreContract } from "./contract.ts";
 
 const real = process.env.COSMOS_ENDPOINT && process.env.COSMOS_KEY;
-const endpoint = real ? process.env.COSMOS_ENDPOINT! : inject("cosmosEndpoint");
+const emulator = real ? undefined : await startCosmosEmulator({ port: 0 });
+const endpoint = real ? process.env.COSMOS_ENDPOINT! : emulator!.url;
 const key = real ? process.env.COSMOS_KEY! : emulatorKey;
 const database = `contract-${crypto.randomUUID().slice(0, 8)}`;
 const client = new CosmosClient({ endpoint, key, connectionPolicy: { enableEndpointDiscovery: Boolean(real) } });
@@ -19,6 +22,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await client.database(database).delete();
   client.dispose();
+  await emulator?.close();
 });
 
 eventStoreContract(real ? "Cosmos (real account, Node)" : "Cosmos (emulator, Node)", () => new CosmosEventStore(client.database(database).container("events")));

@@ -68,7 +68,9 @@ function checkOutcome(c: Case, res: Answer) {
   expect(match, `expected ${allowed}, got ${res.status} ${res.text.slice(0, 300)}`).toBeDefined();
   if (match?.fields && body) {
     const fields = Object.keys((body.errors ?? {}) as Json);
-    expect(match.fields.some((f) => fields.includes(f)), `errors on ${JSON.stringify(match.fields)}, got ${JSON.stringify(fields)}`).toBe(true);
+    // A "__proto__" key anywhere in the body is refused before the schema looks at the fields: it is at fault too.
+    const atFault = c.body && new TextDecoder().decode(c.body.bytes).includes('"__proto__"') ? [...match.fields, "__proto__"] : match.fields;
+    expect(atFault.some((f) => fields.includes(f)), `errors on ${JSON.stringify(atFault)}, got ${JSON.stringify(fields)}`).toBe(true);
   }
 }
 
@@ -214,7 +216,8 @@ describe("requests valid or not, to any route", () => {
   }, timeout);
 
   it(`keep exactly the metadata a payment is created with, prototype-named keys included (seed ${0x5eed + 101})`, async () => {
-    const key = fc.oneof(fc.constantFrom("__proto__", "constructor", "prototype", "toString", "valueOf"), fc.stringMatching(/^[A-Za-z0-9_.:-]{1,40}$/));
+    // "__proto__" itself is refused with 400 (see "inputs the fuzzer found"); its relatives are ordinary keys.
+    const key = fc.oneof(fc.constantFrom("constructor", "prototype", "toString", "valueOf"), fc.stringMatching(/^[A-Za-z0-9_.:-]{1,40}$/).filter((k) => k !== "__proto__"));
     const value = fc.string({ maxLength: 20 }).filter((v) => !/[\u0000-\u001f\u007f]/.test(v));
     const entries = fc.uniqueArray(fc.tuple(key, value), { minLength: 1, maxLength: 5, selector: ([k]) => k });
     await fc.assert(

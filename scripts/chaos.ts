@@ -39,6 +39,7 @@ export const chaosVars = (seed: number) => ({
   RELAY_CHECK_MS: "500",
   RELAY_SETTLE_MS: "5000",
   WATCHDOG_MS: "5000",
+  REDELIVER_AFTER_MS: "3000",
 });
 export const calmVars = { FAULT_ABORT_RATE: "0", FAULT_REDELIVER_RATE: "0" };
 

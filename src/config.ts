@@ -56,6 +56,8 @@ export const configSchema = z.object({
   /** How often a payment with an append of unknown outcome re-checks Cosmos, and for how long. */
   RELAY_CHECK_MS: ms(5_000),
   RELAY_SETTLE_MS: ms(60_000),
+  /** A relayed event whose delivery to the consumer is not confirmed after this long is sent again (messages can be lost). */
+  REDELIVER_AFTER_MS: ms(60_000),
   /** A payment that has not progressed for this long is re-driven. */
   WATCHDOG_MS: ms(120_000),
   /** How long a live WebSocket ticket is valid. */

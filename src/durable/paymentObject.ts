@@ -19,7 +19,7 @@ import { nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifec
 import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
 import { initialState, type Payment, type State } from "../payment/state.ts";
-import { provider } from "../provider/client.ts";
+import { notificationBody, provider, type Notification } from "../provider/client.ts";
 import { eventMessage, type EventMessage } from "../queue/message.ts";
 import { services, type Services } from "../wiring.ts";
 import { failure, type Failure, type Reply, type StepOutcome } from "./replies.ts";
@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reply TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
+CREATE TABLE IF NOT EXISTS notifications (trigger_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (version INTEGER PRIMARY KEY);
 `;
 
 type Meta = { payment_id: string; relayed_version: number; pending_since: number | null; progress_at: number };
@@ -177,9 +179,11 @@ export class PaymentObject extends DurableObject<Env> {
       const paymentId = message.streamId.slice("pay:".length);
       await this.ensureLoaded(paymentId);
       if (message.version > this.version) await this.syncTail();
+      this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
-      if (!step || this.isDone(step)) return { outcome: "ignored" };
-      return this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
+      const outcome: StepOutcome = !step || this.isDone(step) ? { outcome: "ignored" } : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
+      await this.scheduleAlarm();
+      return outcome;
     });
   }
 
@@ -187,6 +191,7 @@ export class PaymentObject extends DurableObject<Env> {
   async onExhausted(message: EventMessage): Promise<StepOutcome> {
     return this.serialize(async () => {
       await this.ensureLoaded(message.streamId.slice("pay:".length));
+      this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
       const row = this.stepRow(step.trigger.eventId);
@@ -240,6 +245,7 @@ export class PaymentObject extends DurableObject<Env> {
       else if (meta.pending_since !== null) await this.syncTail();
       if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
       await this.relay();
+      await this.redeliverOverdue();
       const progressAt = this.meta()?.progress_at ?? Date.now();
       if (Date.now() - progressAt >= this.svc.config.WATCHDOG_MS) {
         const redriven = await this.redriveDue(false);
@@ -333,7 +339,7 @@ export class PaymentObject extends DurableObject<Env> {
         onRefused = (reason) => ({ type: "FailPayment", step: "settle", reason, at });
         break;
       case "notify":
-        result = await provider.notify(s, key, { paymentId: p.id, eventId: key, type: "payment.settled", data: this.resource(), createdAt: at }, nowSeconds());
+        result = await provider.notify(s, key, this.notification(key, () => ({ paymentId: p.id, eventId: key, type: "payment.settled", data: this.resource(), createdAt: at })), nowSeconds());
         onOk = () => ({ type: "CompletePayment", at });
         break;
       case "refund":
@@ -343,7 +349,7 @@ export class PaymentObject extends DurableObject<Env> {
         break;
       case "notify-refund": {
         const type = step.refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
-        result = await provider.notify(s, key, { paymentId: p.id, eventId: key, type, data: refundResource(p, step.refund), createdAt: at }, nowSeconds());
+        result = await provider.notify(s, key, this.notification(key, () => ({ paymentId: p.id, eventId: key, type, data: refundResource(p, step.refund), createdAt: at })), nowSeconds());
         onOk = () => null;
         break;
       }
@@ -366,6 +372,15 @@ export class PaymentObject extends DurableObject<Env> {
     this.ctx.storage.sql.exec("UPDATE steps SET done_at = ? WHERE trigger_id = ?", Date.now(), key);
     log("info", result.ok ? "step done" : "step refused", { ...fields, ...(result.ok ? {} : { reason: result.reason }) });
     return { outcome: "done" };
+  }
+
+  /** The body of the notification a step sends: made at its first attempt and kept, so that retries send the same. */
+  private notification(triggerId: string, make: () => Notification) {
+    const kept = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM notifications WHERE trigger_id = ?", triggerId).toArray()[0];
+    if (kept) return kept.body;
+    const body = notificationBody(make());
+    this.ctx.storage.sql.exec("INSERT INTO notifications VALUES (?, ?)", triggerId, body);
+    return body;
   }
 
   /** Answers a failure when the provider does not cancel its payment, or null once it is cancelled. */
@@ -470,6 +485,32 @@ export class PaymentObject extends DurableObject<Env> {
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
     this.ctx.storage.sql.exec("UPDATE meta SET relayed_version = MAX(relayed_version, ?)", last);
+    this.ctx.storage.kv.put("relayed-at", Date.now());
+  }
+
+  // ---- delivery: every relayed event must reach the consumer, which reports each one here ----
+
+  private delivered(version: number) {
+    if (version <= this.version) this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", version);
+  }
+
+  /** Relayed versions the consumer has not reported (a queue can lose messages, e.g. a local one on restart). */
+  private undelivered(): number[] {
+    const relayed = this.meta()?.relayed_version ?? 0;
+    const reported = this.ctx.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM deliveries WHERE version <= ?", relayed).one().n;
+    if (reported >= relayed) return [];
+    const seen = new Set(this.ctx.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries").toArray().map((r) => r.version));
+    return Array.from({ length: relayed }, (_, i) => i + 1).filter((v) => !seen.has(v));
+  }
+
+  private async redeliverOverdue() {
+    const missing = this.undelivered();
+    const relayedAt = this.ctx.storage.kv.get<number>("relayed-at") ?? 0;
+    if (missing.length === 0 || Date.now() - relayedAt < this.svc.config.REDELIVER_AFTER_MS) return;
+    const docs = (await this.svc.store.loadFrom(streamIdOf(this.paymentId()), missing[0]!)).filter((d) => missing.includes(d.stream.version));
+    await this.send(docs);
+    this.ctx.storage.kv.put("relayed-at", Date.now());
+    log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
 
   private async send(docs: EventDocument[]) {
@@ -497,6 +538,7 @@ export class PaymentObject extends DurableObject<Env> {
     const c = this.svc.config;
     const due: number[] = [];
     if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
+    if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + c.REDELIVER_AFTER_MS, Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + c.WATCHDOG_MS, Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === this.alarmAt) return;

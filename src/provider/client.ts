@@ -46,6 +46,13 @@ async function call<T>(s: ProviderSettings, url: string, key: string, body: unkn
   return { ok: false, permanent: !transient, reason };
 }
 
+/**
+ * Regis Pay's notification contract `{ id, jsonPayload }`. Built once per notification and kept: every retry must
+ * send the very same body under its Idempotency-Key (the receiver may refuse a key reused with another body).
+ */
+export const notificationBody = (n: Notification) =>
+  JSON.stringify({ id: n.paymentId, jsonPayload: JSON.stringify({ id: n.eventId, type: n.type, createdAt: n.createdAt, data: n.data }) });
+
 const payments = (s: ProviderSettings) => `${s.providerUrl.replace(/\/$/, "")}/psp/api/payments`;
 const ref = (reference: string) => encodeURIComponent(reference);
 
@@ -56,9 +63,8 @@ export const provider = {
   cancel: (s: ProviderSettings, key: string, reference: string) => call<unknown>(s, `${payments(s)}/${ref(reference)}/cancel`, key, {}),
   refund: (s: ProviderSettings, key: string, reference: string, amount: number) =>
     call<{ refundId: string }>(s, `${payments(s)}/${ref(reference)}/refunds`, key, { amount }),
-  /** Regis Pay's notification contract `{ id, jsonPayload }`, signed over the raw body. */
-  async notify(s: ProviderSettings, key: string, n: Notification, nowSeconds: number) {
-    const body = JSON.stringify({ id: n.paymentId, jsonPayload: JSON.stringify({ id: n.eventId, type: n.type, createdAt: n.createdAt, data: n.data }) });
+  /** Sends a notification body (see notificationBody), signed over the raw body with the current time. */
+  async notify(s: ProviderSettings, key: string, body: string, nowSeconds: number) {
     const signature = await signatureHeader(s.webhookSecret, body, nowSeconds);
     return call<unknown>(s, `${s.notificationUrl.replace(/\/$/, "")}/notifications/api/send`, key, body, { "regis-signature": signature });
   },

@@ -150,6 +150,25 @@ describe("the watchdog", () => {
   });
 });
 
+describe("delivery", () => {
+  it("sends a relayed event again when the consumer never confirmed it (a queue lost it)", async () => {
+    const payment = await createPayment({ amount: 137, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    const reported = () => runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries ORDER BY version").toArray().map((r) => r.version));
+    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    // The Completed message is lost: no confirmation, and long enough ago.
+    await runInDurableObject(stub, async (_: PaymentObject, state) => {
+      state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
+      state.storage.kv.put("relayed-at", 0);
+      await state.storage.setAlarm(Date.now());
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    expect(types(await history(payment.id))).toEqual(lifecycle);
+  });
+});
+
 describe("a crash of the payment's object", () => {
   async function armed(crash: ArmedCrash, amount: number) {
     const key = crypto.randomUUID();

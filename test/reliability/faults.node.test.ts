@@ -12,6 +12,7 @@ import { startStack, type Stack } from "../../scripts/stack.ts";
 const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 1_000_000));
 const state = mkdtempSync(join(tmpdir(), "regis-faults-"));
 let stack: Stack;
+let passed = false;
 
 beforeAll(async () => {
   stack = await startStack({
@@ -29,7 +30,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  rmSync(state, { recursive: true, force: true });
+  // A failing run keeps the Worker's log for the post-mortem.
+  if (passed) rmSync(state, { recursive: true, force: true });
+  else console.log(`the Worker's log is kept in ${join(state, "worker.log")}`);
 }, 60_000);
 
 it(`keeps every invariant under faults (seed ${seed}; replay with FAULT_SEED=${seed})`, async () => {
@@ -40,4 +43,5 @@ it(`keeps every invariant under faults (seed ${seed}; replay with FAULT_SEED=${s
   console.log(`chaos report: ${JSON.stringify(report)}`);
   expect(report.violations, `seed ${seed}`).toEqual([]);
   expect(report.payments).toBe(200);
+  passed = true;
 }, 600_000);

@@ -57,11 +57,24 @@ export default defineConfig({
           exclude: ["test/**/*.node.test.ts", "test/e2e/**"],
           // One provider simulator serves every file: files that change its settings must not overlap.
           fileParallelism: false,
+          // The projects run one group after another: on two cores, stacks running side by side starve each other.
+          sequence: { groupOrder: 0 },
         },
       },
       {
         extends: false,
-        test: { name: "node", include: ["test/**/*.node.test.ts"], exclude: ["test/e2e/**"], environment: "node" },
+        test: {
+          name: "node",
+          include: ["test/**/*.node.test.ts"],
+          exclude: ["test/e2e/**", "test/reliability/**"],
+          environment: "node",
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: false,
+        // Runs alone, last: it drives its own stack hard, with faults, and restarts the Worker runtime.
+        test: { name: "reliability", include: ["test/reliability/**/*.node.test.ts"], environment: "node", sequence: { groupOrder: 3 } },
       },
       {
         extends: false,
@@ -72,6 +85,7 @@ export default defineConfig({
           // Its own stack (emulator, simulator, wrangler dev), started once for all e2e files and stopped at the end.
           globalSetup: ["test/e2e/setup.ts"],
           testTimeout: 60_000,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

@@ -237,6 +237,15 @@ export class PaymentObject extends DurableObject<Env> {
     ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
   }
 
+  /** Where the relay stands: versions committed, sent to the queue, and confirmed delivered by the consumer. */
+  async relayStatus(paymentId: string): Promise<Reply<{ version: number; relayedVersion: number; undelivered: number[] }>> {
+    return this.serialize(async () => {
+      await this.ensureLoaded(paymentId);
+      if (this.state.status === "none") return failure("payment_not_found", "no such payment");
+      return { ok: true, status: 200, body: { version: this.version, relayedVersion: this.meta()?.relayed_version ?? 0, undelivered: this.undelivered() } };
+    });
+  }
+
   override async alarm() {
     await this.serialize(async () => {
       const meta = this.meta();

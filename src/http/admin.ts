@@ -49,3 +49,25 @@ route(
     return c.json(await rebuildPage(c.env.READ_MODEL, store, body.continuation ?? null, config.LEGACY_MERCHANT_ID), 200);
   },
 );
+
+route(
+  admin,
+  createRoute({
+    method: "get",
+    path: "/payments/{id}/relay",
+    summary: "Where the payment's relay stands: versions committed, sent, and not yet confirmed delivered (admin key)",
+    security: [{ bearer: [] }],
+    request: { params: paymentIdParam },
+    responses: {
+      200: {
+        description: "Relay status",
+        content: { "application/json": { schema: z.object({ version: z.number(), relayedVersion: z.number(), undelivered: z.array(z.number()) }) } },
+      },
+      404: { description: "application/problem+json, see Problem" },
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    return answer(c, await c.env.PAYMENTS.getByName(id).relayStatus(id));
+  },
+);

@@ -1,4 +1,5 @@
 // Settings of the e2e stack: its own keys, and short timers so failures and retries show quickly.
+import { createHash } from "node:crypto";
 import type { StackKeys } from "../../scripts/stack.ts";
 
 export const e2eDatabase = "regis-pay-e2e";
@@ -11,7 +12,12 @@ export const e2eKeys: StackKeys = {
   webhookSecret: "e2e-webhook-secret-0123456789",
 };
 
+/** A second merchant, kept for the rate-limit test so that spending its limit slows no other test. */
+export const limitedKey = "sk_test_e2e_limited_1";
+const digest = (key: string) => createHash("sha256").update(key).digest("hex");
+
 export const e2eVars = {
+  MERCHANT_KEYS: JSON.stringify({ [e2eKeys.merchantId]: [digest(e2eKeys.merchantKey)], limited: [digest(limitedKey)] }),
   ENVIRONMENT: "test",
   LOG_LEVEL: "warn",
   // Regis Pay's own documents (no MerchantId) belong to the e2e merchant.

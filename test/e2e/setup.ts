@@ -8,8 +8,8 @@ import type { TestProject } from "vitest/node";
 import { startStack, type Stack } from "../../scripts/stack.ts";
 import { e2eContainer, e2eDatabase, e2eKeys, e2eVars } from "./constants.ts";
 
-/** The running stack as the test files see it (stop() stays here, in the process that started it). */
-export type E2eStack = Omit<Stack, "stop">;
+/** The running stack as the test files see it: addresses and keys (stop() and restartWorker() stay here, in the process that started it). */
+export type E2eStack = Omit<Stack, "stop" | "restartWorker">;
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -61,8 +61,14 @@ export default async function setup(project: TestProject) {
     quiet: true,
     logFile: ".local/logs/e2e.log",
   });
-  const { stop, ...provided } = stack;
-  project.provide("e2eStack", provided);
+  const { stop, restartWorker: _, ...rest } = stack;
+  const provided: E2eStack = { ...rest, wranglerPid: stack.wranglerPid };
+  try {
+    project.provide("e2eStack", provided);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
   return async () => {
     await stop();
     rmSync(persistTo, { recursive: true, force: true });

@@ -63,7 +63,8 @@ async function reliably(c: Client, path: string, body: unknown, key: string) {
         signal: AbortSignal.timeout(20_000),
       });
       const json = (await res.json().catch(() => null)) as Record<string, any> | null;
-      if (res.status < 500 && res.status !== 429) return { status: res.status, body: json };
+      // An answer cut off (the runtime restarting mid-response) is retried like a failure: the key replays it.
+      if (res.status < 500 && res.status !== 429 && json !== null) return { status: res.status, body: json };
     } catch {
       // connection refused while the Worker restarts, or a timeout: retry with the same key
     }

@@ -48,7 +48,7 @@ describe("rate limits", () => {
     const limited = { ...env, MERCHANT_RATE_LIMIT: { limit: async () => ({ success: false }) } };
     const res = await app.fetch(new Request(`http://pay.test/api/payments/${crypto.randomUUID()}`, { headers: { authorization: `Bearer ${keys.merchantA}` } }), limited);
     expect(res.status).toBe(429);
-    expect(res.headers.get("retry-after")).toBe("60");
+    expect(res.headers.get("retry-after")).toBe(env.RATE_LIMIT_PERIOD_SECONDS);
     expect(await res.json()).toMatchObject({ code: "rate_limited", status: 429 });
   });
 });

@@ -22,7 +22,8 @@ const figures: Record<string, number | string | Record<string, number>> = {};
 const distributions: Record<string, number[]> = {};
 const say = (line: string) => console.log(line);
 
-const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "60000" };
+// The recovery timers (watchdog, redelivery) are for lost work; a backlog is not lost work, so they are long here.
+const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "600000", REDELIVER_AFTER_MS: "600000" };
 
 async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>): Promise<T> {
   const state = mkdtempSync(join(tmpdir(), `regis-bench-${name}-`));

@@ -256,10 +256,11 @@ export class PaymentObject extends DurableObject<Env> {
       await this.relay();
       await this.redeliverOverdue();
       const progressAt = this.meta()?.progress_at ?? Date.now();
-      if (Date.now() - progressAt >= this.svc.config.WATCHDOG_MS) {
+      if (Date.now() - progressAt >= this.backedOff("watchdog", this.svc.config.WATCHDOG_MS)) {
         const redriven = await this.redriveDue(false);
         if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version, idleMs: Date.now() - progressAt });
         this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+        this.backOff("watchdog");
       }
       await this.scheduleAlarm();
     });
@@ -327,11 +328,8 @@ export class PaymentObject extends DurableObject<Env> {
     const p = this.state as Payment;
     const s = this.svc.provider;
     const key = step.trigger.eventId;
-    this.ctx.storage.sql.exec(
-      "INSERT INTO steps (trigger_id, attempts, attempted_at) VALUES (?, 1, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempts = attempts + 1, attempted_at = excluded.attempted_at",
-      key,
-      Date.now(),
-    );
+    // Only a create attempt is recorded before it runs: a cancel must know one may have reached the provider.
+    if (step.kind === "create") this.ctx.storage.sql.exec("INSERT INTO steps (trigger_id, attempted_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempted_at = excluded.attempted_at", key, Date.now());
     const at = now();
     let result;
     let onOk: (value: never) => Command | null;
@@ -367,7 +365,12 @@ export class PaymentObject extends DurableObject<Env> {
     // A refused notification never fails a settled payment: like a transient failure it retries, then stalls.
     const command = result.ok ? onOk(result.value as never) : result.permanent ? onRefused(result.reason) : null;
     if (!result.ok && !command) {
-      this.ctx.storage.sql.exec("UPDATE steps SET last_error = ? WHERE trigger_id = ?", result.reason, key);
+      // Failed attempts are counted, with the last reason, for the stall that exhausted retries record.
+      this.ctx.storage.sql.exec(
+        "INSERT INTO steps (trigger_id, attempts, last_error) VALUES (?, 1, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error",
+        key,
+        result.reason,
+      );
       log("warn", "step failed", { ...fields, reason: result.reason, permanent: result.permanent });
       return { outcome: "retry", reason: result.reason };
     }
@@ -378,7 +381,8 @@ export class PaymentObject extends DurableObject<Env> {
         return { outcome: "retry", reason: executed.message };
       }
     }
-    this.ctx.storage.sql.exec("UPDATE steps SET done_at = ? WHERE trigger_id = ?", Date.now(), key);
+    if (step.kind === "notify-refund")
+      this.ctx.storage.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
     log("info", result.ok ? "step done" : "step refused", { ...fields, ...(result.ok ? {} : { reason: result.reason }) });
     return { outcome: "done" };
   }
@@ -457,7 +461,22 @@ export class PaymentObject extends DurableObject<Env> {
     this.version = replayed.version;
     for (const u of replayed.unreadable)
       log("warn", "unreadable event", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
-    if (docs.length > 0) this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+    if (docs.length > 0) {
+      this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+      this.ctx.storage.kv.delete("watchdog-round");
+    }
+  }
+
+  /**
+   * The watchdog and the redelivery wait twice as long after each round without progress (up to 32 times the
+   * base), so that a slow queue (a backlog) is not flooded with re-sent messages that would slow it further.
+   */
+  private backedOff(kind: "watchdog" | "redeliver", baseMs: number) {
+    return baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5);
+  }
+
+  private backOff(kind: "watchdog" | "redeliver") {
+    this.ctx.storage.kv.put(`${kind}-round`, (this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0) + 1);
   }
 
   /** Events known committed in Cosmos: applied, queued for the relay, and pushed to live sockets. */
@@ -500,7 +519,9 @@ export class PaymentObject extends DurableObject<Env> {
   // ---- delivery: every relayed event must reach the consumer, which reports each one here ----
 
   private delivered(version: number) {
-    if (version <= this.version) this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", version);
+    if (version > this.version) return;
+    const added = this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", version).rowsWritten > 0;
+    if (added) this.ctx.storage.kv.delete("redeliver-round");
   }
 
   /** Relayed versions the consumer has not reported (a queue can lose messages, e.g. a local one on restart). */
@@ -515,10 +536,11 @@ export class PaymentObject extends DurableObject<Env> {
   private async redeliverOverdue() {
     const missing = this.undelivered();
     const relayedAt = this.ctx.storage.kv.get<number>("relayed-at") ?? 0;
-    if (missing.length === 0 || Date.now() - relayedAt < this.svc.config.REDELIVER_AFTER_MS) return;
+    if (missing.length === 0 || Date.now() - relayedAt < this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS)) return;
     const docs = (await this.svc.store.loadFrom(streamIdOf(this.paymentId()), missing[0]!)).filter((d) => missing.includes(d.stream.version));
     await this.send(docs);
     this.ctx.storage.kv.put("relayed-at", Date.now());
+    this.backOff("redeliver");
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
 
@@ -547,8 +569,8 @@ export class PaymentObject extends DurableObject<Env> {
     const c = this.svc.config;
     const due: number[] = [];
     if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
-    if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + c.REDELIVER_AFTER_MS, Date.now() + 1));
-    if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + c.WATCHDOG_MS, Date.now() + 1));
+    if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
+    if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === this.alarmAt) return;
     if (at === null) await this.ctx.storage.deleteAlarm();

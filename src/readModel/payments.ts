@@ -24,7 +24,18 @@ type Row = {
 
 /** Records the payment as of `summary.version`, unless the row already holds that version or a newer one. */
 export async function project(db: D1Database, s: PaymentSummary, force = false) {
-  await db
+  await projection(db, s, force).run();
+}
+
+/** Records the newest summary of each payment among many, in one round trip. */
+export async function projectAll(db: D1Database, summaries: PaymentSummary[]) {
+  const newest = new Map<string, PaymentSummary>();
+  for (const s of summaries) if ((newest.get(s.id)?.version ?? 0) < s.version) newest.set(s.id, s);
+  if (newest.size > 0) await db.batch([...newest.values()].map((s) => projection(db, s)));
+}
+
+function projection(db: D1Database, s: PaymentSummary, force = false) {
+  return db
     .prepare(
       `INSERT INTO payments (id, merchant_id, status, amount, currency, initiated_at, initiated_ms, updated_at, version, stalled, refunded_amount)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -32,8 +43,7 @@ export async function project(db: D1Database, s: PaymentSummary, force = false) 
          stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id
        WHERE ?12 OR excluded.version > payments.version`,
     )
-    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, force ? 1 : 0)
-    .run();
+    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, force ? 1 : 0);
 }
 
 /** The cursor is opaque to clients: the last row's (initiation time, id), the listing's sort key. */

@@ -198,8 +198,7 @@ await withStack("cosmos", {}, async (stack, client) => {
   const cosmos = new CosmosClient({ endpoint: stack.cosmosUrl, key: EMULATOR_KEY, connectionPolicy: { enableEndpointDiscovery: false } });
   const store = new CosmosEventStore(cosmos.database("regis-pay").container("events"));
   const at = new Date().toISOString();
-  // The refund's own provider step is held back, so that only the command's Cosmos requests are counted.
-  await fetch(`${stack.providerUrl}/_sim/settings`, { method: "POST", body: JSON.stringify({ latencyMs: 3000 }) });
+  const providerLatency = (latencyMs: number) => fetch(`${stack.providerUrl}/_sim/settings`, { method: "POST", body: JSON.stringify({ latencyMs }) });
   for (const length of [10, 100, 1000]) {
     const warm: number[] = [];
     const regis: number[] = [];
@@ -229,10 +228,13 @@ await withStack("cosmos", {}, async (stack, client) => {
         if (relay.relayedVersion === length && relay.undelivered.length === 0) break;
         await new Promise((r) => setTimeout(r, 50));
       }
+      // The refund's own provider step is held back while the command's Cosmos requests are counted.
+      await providerLatency(1000);
       await resetCounters(stack);
       const [ms, res] = await timed(() => call(client, `/api/payments/${id}/refunds`, { body: { amount: 0.01 } }));
       if (res.status !== 202) throw new Error(`refund answered ${res.status}`);
       const counted = await emulatorCounters(stack);
+      await providerLatency(0);
       requests.push(counted.sproc! + counted.query! + counted.read!);
       warm.push(ms);
       // Regis Pay's method on the same stream: one query for the whole stream, then the stored procedure.

@@ -57,6 +57,8 @@ export class PaymentObject extends DurableObject<Env> {
   /** Set once the stream is known (loaded, or created here): reads and non-create commands wait for it. */
   private loading: Promise<void> | null = null;
   private unrelayed: EventDocument[] = [];
+  /** Refund notifications already sent (they append no event): read from storage once, then kept here. */
+  private notified: Set<string> | null = null;
   private queueTail: Promise<unknown> = Promise.resolve();
   private alarmAt: number | null | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
@@ -381,8 +383,10 @@ export class PaymentObject extends DurableObject<Env> {
         return { outcome: "retry", reason: executed.message };
       }
     }
-    if (step.kind === "notify-refund")
+    if (step.kind === "notify-refund") {
       this.ctx.storage.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
+      this.notified?.add(key);
+    }
     log("info", result.ok ? "step done" : "step refused", { ...fields, ...(result.ok ? {} : { reason: result.reason }) });
     return { outcome: "done" };
   }
@@ -406,7 +410,9 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** Notifications of a refund's outcome append nothing: whether they were delivered is kept here. */
   private isDone(step: StepToRun) {
-    return step.kind === "notify-refund" && this.stepRow(step.trigger.eventId)?.done_at != null;
+    if (step.kind !== "notify-refund") return false;
+    this.notified ??= new Set(this.ctx.storage.sql.exec<{ trigger_id: string }>("SELECT trigger_id FROM steps WHERE done_at IS NOT NULL").toArray().map((r) => r.trigger_id));
+    return this.notified.has(step.trigger.eventId);
   }
 
   private dueSteps(includeStalled: boolean): StepToRun[] {

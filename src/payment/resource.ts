@@ -51,8 +51,7 @@ export function paymentSummary(p: Payment, version: number, merchantId: string) 
   const t = p.times;
   const updatedAt = [t.initiatedAt, t.createdAt, t.settledAt, t.completedAt, t.failedAt, t.cancelledAt, ...p.refunds.map((r) => r.completedAt ?? r.requestedAt)]
     .filter((x): x is string => Boolean(x))
-    .sort((a, b) => Date.parse(a) - Date.parse(b))
-    .at(-1)!;
+    .reduce((latest, x) => (Date.parse(x) > Date.parse(latest) ? x : latest));
   return {
     id: p.id,
     merchantId,

@@ -78,7 +78,7 @@ export function devKeys(): StackKeys {
 const inUse = (port: number, what: string) => new Error(`port ${port} (${what}) is already in use`);
 
 /** Binds the port and lets it go: 0 answers a free port, a taken one rejects naming it. */
-function claim(port: number, what: string): Promise<number> {
+export function claim(port: number, what: string): Promise<number> {
   return new Promise((done, fail) => {
     const server = createServer();
     server.once("error", (e: NodeJS.ErrnoException) => fail(e.code === "EADDRINUSE" ? inUse(port, what) : e));
@@ -106,7 +106,7 @@ const groupAlive = (pid: number) => {
   }
 };
 
-async function until(condition: () => boolean | Promise<boolean>, deadlineMs: number, intervalMs: number) {
+export async function until(condition: () => boolean | Promise<boolean>, deadlineMs: number, intervalMs: number) {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
     if (await condition()) return true;
@@ -118,7 +118,7 @@ async function until(condition: () => boolean | Promise<boolean>, deadlineMs: nu
 const signalGroup = (pid: number, signal: NodeJS.Signals) => groupAlive(pid) && process.kill(-pid, signal);
 
 /** SIGTERM to the whole process group, then waits until every member is gone; SIGKILL after the deadline. */
-async function stopGroup(pid: number, timeoutMs: number) {
+export async function stopGroup(pid: number, timeoutMs: number) {
   signalGroup(pid, "SIGTERM");
   if (await until(() => !groupAlive(pid), timeoutMs, 50)) return;
   signalGroup(pid, "SIGKILL");

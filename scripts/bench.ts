@@ -313,6 +313,7 @@ const targets = [
   ["ceilingRatio >= 0.5", (figures.ceilingRatio as number) >= 0.5],
   ["sprocPerPayment == 4 (at 5 payments/s)", figures.sprocPerPayment === 4],
   ["cosmosRequestsPerPayment <= 5 (at 5 payments/s)", (figures.cosmosRequestsPerPayment as number) <= 5],
+  ["cosmosRequestsPerPayment <= 5 (under the 1,000-payment backlog)", (figures.backlogCosmosRequestsPerPayment as number) <= 5],
   ["streamCostRatio <= 1.5", (figures.streamCostRatio as number) <= 1.5],
 ] as const;
 say("");

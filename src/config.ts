@@ -60,6 +60,11 @@ export const configSchema = z.object({
   REDELIVER_AFTER_MS: ms(60_000),
   /** A payment that has not progressed for this long is re-driven. */
   WATCHDOG_MS: ms(120_000),
+  /**
+   * Redelivery and the watchdog also wait at least twice the queue's lag last observed by its consumer, while that
+   * observation is younger than this (a backlog is not loss: re-sending into it only deepens it).
+   */
+  QUEUE_LAG_TTL_MS: ms(60_000),
   /** How long a live WebSocket ticket is valid. */
   LIVE_TICKET_TTL_SECONDS: z.coerce.number().int().positive().default(60),
   /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */

@@ -20,6 +20,7 @@ import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
 import { initialState, type Payment, type State } from "../payment/state.ts";
 import { notificationBody, provider, type Notification } from "../provider/client.ts";
+import { currentLagMs } from "../queue/health.ts";
 import { eventMessage, type EventMessage } from "../queue/message.ts";
 import { services, type Services } from "../wiring.ts";
 import { failure, type Failure, type Reply, type StepOutcome } from "./replies.ts";
@@ -59,6 +60,8 @@ export class PaymentObject extends DurableObject<Env> {
   private unrelayed: EventDocument[] = [];
   /** Refund notifications already sent (they append no event): read from storage once, then kept here. */
   private notified: Set<string> | null = null;
+  /** The queue's lag as its consumer last observed it, read when an alarm fires (see ../queue/health.ts). */
+  private queueLagMs = 0;
   private queueTail: Promise<unknown> = Promise.resolve();
   private alarmAt: number | null | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
@@ -256,6 +259,7 @@ export class PaymentObject extends DurableObject<Env> {
       else if (meta.pending_since !== null) await this.syncTail();
       if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
       await this.relay();
+      this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
       await this.redeliverOverdue();
       const progressAt = this.meta()?.progress_at ?? Date.now();
       if (Date.now() - progressAt >= this.backedOff("watchdog", this.svc.config.WATCHDOG_MS)) {
@@ -477,8 +481,9 @@ export class PaymentObject extends DurableObject<Env> {
    * The watchdog and the redelivery wait twice as long after each round without progress (up to 32 times the
    * base), so that a slow queue (a backlog) is not flooded with re-sent messages that would slow it further.
    */
+  /** How long a recovery timer waits: its period, doubled per round without progress, and at least twice the queue's lag. */
   private backedOff(kind: "watchdog" | "redeliver", baseMs: number) {
-    return baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5);
+    return Math.max(baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5), 2 * this.queueLagMs);
   }
 
   private backOff(kind: "watchdog" | "redeliver") {

@@ -4,6 +4,7 @@ import { faultFires } from "../core/faults.ts";
 import { log } from "../core/log.ts";
 import type { Config } from "../config.ts";
 import { projectAll } from "../readModel/payments.ts";
+import { observedLagMs, recordLag } from "./health.ts";
 import { eventMessageSchema, type EventMessage } from "./message.ts";
 
 /** Exponential backoff with full jitter, in whole seconds (the queue's unit), capped. */
@@ -20,9 +21,11 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
     message.ack();
     return [];
   });
-  // The list first, in one round trip for the batch. It is secondary: a failed update is logged and repaired by
-  // the next event or a rebuild, and never holds a payment's own lifecycle back.
-  await projectAll(env.READ_MODEL, events.flatMap(({ event }) => (event.summary ? [event.summary] : []))).catch((e: unknown) =>
+  // The list and the queue's observed lag first, in one round trip for the batch. Both are secondary: a failed
+  // update is logged and repaired by the next batch (or a rebuild), and never holds a payment's lifecycle back.
+  const lag = deadLetters ? null : observedLagMs(batch.messages);
+  const summaries = events.flatMap(({ event }) => (event.summary ? [event.summary] : []));
+  await projectAll(env.READ_MODEL, summaries, lag === null ? [] : [recordLag(env.READ_MODEL, lag)]).catch((e: unknown) =>
     log("error", "payments list not updated", { queue: batch.queue, error: String(e) }),
   );
   await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters)));

@@ -27,11 +27,12 @@ export async function project(db: D1Database, s: PaymentSummary, force = false) 
   await projection(db, s, force).run();
 }
 
-/** Records the newest summary of each payment among many, in one round trip. */
-export async function projectAll(db: D1Database, summaries: PaymentSummary[]) {
+/** Records the newest summary of each payment among many, with any other statements, in one round trip. */
+export async function projectAll(db: D1Database, summaries: PaymentSummary[], also: D1PreparedStatement[] = []) {
   const newest = new Map<string, PaymentSummary>();
   for (const s of summaries) if ((newest.get(s.id)?.version ?? 0) < s.version) newest.set(s.id, s);
-  if (newest.size > 0) await db.batch([...newest.values()].map((s) => projection(db, s)));
+  const statements = [...[...newest.values()].map((s) => projection(db, s)), ...also];
+  if (statements.length > 0) await db.batch(statements);
 }
 
 function projection(db: D1Database, s: PaymentSummary, force = false) {

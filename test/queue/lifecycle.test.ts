@@ -169,6 +169,58 @@ describe("delivery", () => {
   });
 });
 
+describe("a slow queue", () => {
+  afterEach(async () => {
+    await env.READ_MODEL.exec("DELETE FROM queue_health");
+  });
+
+  it("is measured by the consumer: the longest wait among a batch's first deliveries", async () => {
+    const payment = await createPayment({ amount: 138, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const docs = await history(payment.id);
+    const sentAgo = 7_000;
+    const batch = createMessageBatch("payment-events", [
+      { id: crypto.randomUUID(), timestamp: new Date(Date.now() - sentAgo), attempts: 1, body: eventMessage(docs[3]!) },
+      // A retry waited on purpose: it says nothing of the queue.
+      { id: crypto.randomUUID(), timestamp: new Date(Date.now() - 10 * sentAgo), attempts: 3, body: eventMessage(docs[2]!) },
+    ]);
+    await worker.queue(batch as MessageBatch<unknown>, env);
+    const row = await env.READ_MODEL.prepare("SELECT lag_ms FROM queue_health").first<{ lag_ms: number }>();
+    expect(row!.lag_ms).toBeGreaterThanOrEqual(sentAgo);
+    expect(row!.lag_ms).toBeLessThan(2 * sentAgo);
+  });
+
+  it("is not mistaken for a lost message: redelivery waits twice the observed lag, then sends again once it is stale", async () => {
+    const payment = await createPayment({ amount: 139, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    const reported = () => runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries ORDER BY version").toArray().map((r) => r.version));
+    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    // The Completed message is unconfirmed, relayed two minutes ago (past REDELIVER_AFTER_MS), while the consumer
+    // reports messages waiting ten minutes.
+    const lagMs = 600_000;
+    const relayedAt = Date.now() - 120_000;
+    await env.READ_MODEL.prepare("INSERT OR REPLACE INTO queue_health VALUES (1, ?, ?)").bind(lagMs, Date.now()).run();
+    const armed = () =>
+      runInDurableObject(stub, async (_: PaymentObject, state) => {
+        state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
+        state.storage.kv.put("relayed-at", relayedAt);
+        await state.storage.setAlarm(Date.now());
+      });
+    await armed();
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const after = await runInDurableObject(stub, async (_: PaymentObject, state) => ({ relayedAt: state.storage.kv.get<number>("relayed-at"), alarm: await state.storage.getAlarm() }));
+    expect(after.relayedAt).toBe(relayedAt); // nothing was sent again
+    expect(after.alarm).toBe(relayedAt + 2 * lagMs); // the next look is when the lag says it would have arrived
+    // An observation older than QUEUE_LAG_TTL_MS says nothing of now: the event is sent again and confirmed.
+    await env.READ_MODEL.prepare("UPDATE queue_health SET observed_at = ?").bind(Date.now() - 61_000).run();
+    await armed();
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    expect(types(await history(payment.id))).toEqual(lifecycle);
+  });
+});
+
 describe("a crash of the payment's object", () => {
   async function armed(crash: ArmedCrash, amount: number) {
     const key = crypto.randomUUID();

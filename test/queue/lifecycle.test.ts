@@ -33,6 +33,10 @@ async function deliver(docs: EventDocument[]) {
   return getQueueResult(batch, ctx);
 }
 
+/** The versions whose delivery the consumer has confirmed to the payment's object. */
+const reported = (stub: DurableObjectStub<PaymentObject>) =>
+  runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries ORDER BY version").toArray().map((r) => r.version));
+
 afterEach(async () => {
   await simulator.reset();
 });
@@ -155,8 +159,7 @@ describe("delivery", () => {
     const payment = await createPayment({ amount: 137, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
-    const reported = () => runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries ORDER BY version").toArray().map((r) => r.version));
-    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
     // The Completed message is lost: no confirmation, and long enough ago.
     await runInDurableObject(stub, async (_: PaymentObject, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
@@ -164,7 +167,7 @@ describe("delivery", () => {
       await state.storage.setAlarm(Date.now());
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
     expect(types(await history(payment.id))).toEqual(lifecycle);
   });
 });
@@ -194,8 +197,7 @@ describe("a slow queue", () => {
     const payment = await createPayment({ amount: 139, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
-    const reported = () => runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries ORDER BY version").toArray().map((r) => r.version));
-    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
     // The Completed message is unconfirmed, relayed two minutes ago (past REDELIVER_AFTER_MS), while the consumer
     // reports messages waiting ten minutes.
     const lagMs = 600_000;
@@ -216,7 +218,7 @@ describe("a slow queue", () => {
     await env.READ_MODEL.prepare("UPDATE queue_health SET observed_at = ?").bind(Date.now() - 61_000).run();
     await armed();
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    await vi.waitFor(async () => expect(await reported()).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
     expect(types(await history(payment.id))).toEqual(lifecycle);
   });
 });

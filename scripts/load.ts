@@ -20,11 +20,18 @@ export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - start, value];
 }
 
-/** Creates a payment; the amount is rounded to cents first (float sums like 1 + 7/100 carry extra decimals). */
+/**
+ * Creates a payment as a well-behaved client does: a 503 or 429 is retried after its Retry-After with the same
+ * Idempotency-Key. The amount is rounded to cents first (float sums like 1 + 7/100 carry extra decimals).
+ */
 export async function createPayment(c: Client, amount: number, currency = "GBP") {
-  const res = await call(c, "/api/payments", { body: { amount: Math.round(amount * 100) / 100, currency }, headers: { "idempotency-key": crypto.randomUUID() } });
-  if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return res.body as Payment;
+  const key = crypto.randomUUID();
+  for (let attempt = 1; ; attempt++) {
+    const res = await call(c, "/api/payments", { body: { amount: Math.round(amount * 100) / 100, currency }, headers: { "idempotency-key": key } });
+    if (res.status === 201) return res.body as Payment;
+    if ((res.status !== 503 && res.status !== 429) || attempt === 10) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 1000 * (Number(res.headers.get("retry-after")) || 1)));
+  }
 }
 
 /** Runs `task(i)` for i < n with at most `concurrency` in flight. */

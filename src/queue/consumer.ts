@@ -44,9 +44,11 @@ async function step(message: Message<unknown>, event: EventMessage, env: Env, co
     }
     log("info", `message ${result.outcome}`, fields);
     message.ack();
-    // Fault injection (tests only): the same message again, later, so duplicated and out of order.
-    if (!deadLetters && faultFires(config.FAULT_SEED, config.FAULT_REDELIVER_RATE, "redeliver", event.eventId, message.attempts))
-      await env.EVENTS.send(event, { contentType: "json", delaySeconds: Math.floor(Math.random() * (config.FAULT_REDELIVER_MAX_DELAY_S + 1)) });
+    // Fault injection (tests only): the same message again, later, so duplicated and out of order. A copy carries
+    // its generation (a field the schema drops), so it is copied again on a coin of its own, not on its parent's.
+    const generation = Number((message.body as { faultCopy?: unknown }).faultCopy) || 0;
+    if (!deadLetters && faultFires(config.FAULT_SEED, config.FAULT_REDELIVER_RATE, "redeliver", event.eventId, message.attempts, generation))
+      await env.EVENTS.send({ ...event, faultCopy: generation + 1 }, { contentType: "json", delaySeconds: Math.floor(Math.random() * (config.FAULT_REDELIVER_MAX_DELAY_S + 1)) });
   } catch (e) {
     // The object was reset or unreachable: the delivery is retried (the step is idempotent).
     log("error", "message failed", { ...fields, error: String(e) });

@@ -20,8 +20,11 @@ export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - start, value];
 }
 
+/** Answers that `createPayment` retried, for the caller to report. */
+export const retried: { status: number; requestId: string | null }[] = [];
+
 /**
- * Creates a payment as a well-behaved client does: a 503 or 429 is retried after its Retry-After with the same
+ * Creates a payment as a well-behaved client does: a 5xx or 429 is retried after its Retry-After with the same
  * Idempotency-Key. The amount is rounded to cents first (float sums like 1 + 7/100 carry extra decimals).
  */
 export async function createPayment(c: Client, amount: number, currency = "GBP") {
@@ -29,7 +32,9 @@ export async function createPayment(c: Client, amount: number, currency = "GBP")
   for (let attempt = 1; ; attempt++) {
     const res = await call(c, "/api/payments", { body: { amount: Math.round(amount * 100) / 100, currency }, headers: { "idempotency-key": key } });
     if (res.status === 201) return res.body as Payment;
-    if ((res.status !== 503 && res.status !== 429) || attempt === 10) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
+    if (res.status < 500 && res.status !== 429) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
+    if (attempt === 10) throw new Error(`create kept answering ${res.status}: ${JSON.stringify(res.body)}`);
+    retried.push({ status: res.status, requestId: res.headers.get("request-id") });
     await new Promise((r) => setTimeout(r, 1000 * (Number(res.headers.get("retry-after")) || 1)));
   }
 }

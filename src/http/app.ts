@@ -126,6 +126,13 @@ app.onError((err, c) => {
   // Hono's validators answer with exceptions: a body that is not JSON, or not declared as JSON.
   if (err instanceof HTTPException && err.status === 400) return problem(c, "malformed_json", { detail: "the body is not valid JSON" });
   if (err instanceof HTTPException && err.status === 415) return problem(c, "unsupported_media_type");
-  log("error", "unhandled error", { requestId: c.var.requestId, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  // The event store failing a read (an object loading its stream cold) is as retryable as a failed append. The
+  // error crossed RPC from the payment's object, which keeps its name and message but not its class.
+  if (error.startsWith("EventStoreError")) {
+    log("warn", "event store unavailable", { requestId: c.var.requestId, error });
+    return problem(c, "store_unavailable", { detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 });
+  }
+  log("error", "unhandled error", { requestId: c.var.requestId, error });
   return problem(c, "internal_error");
 });

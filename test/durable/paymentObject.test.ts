@@ -40,6 +40,22 @@ describe("the payment's object", () => {
     expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
   });
 
+  it("answers 503 store_unavailable with Retry-After when Cosmos fails its cold load, and serves the payment once Cosmos is back", async () => {
+    const payment = await createPayment({ amount: 203, currency: "GBP" });
+    const before = await waitForPayment(payment.id, (p) => p.status === "completed");
+    await evictDurableObject(env.PAYMENTS.getByName(payment.id));
+    await emulator.fault({ kind: "query", mode: "503", count: 20 });
+    try {
+      const failed = await api(`/api/payments/${payment.id}`);
+      expect(failed.status).toBe(503);
+      expect(failed.body.code).toBe("store_unavailable");
+      expect(failed.headers.get("retry-after")).toBe("1");
+    } finally {
+      await emulator.clearFaults();
+    }
+    expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
+  });
+
   it("re-syncs after a document written behind its back, reading only the missing tail, and its command succeeds", async () => {
     const payment = await createPayment({ amount: 50, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

@@ -7,7 +7,7 @@ import { CosmosClient } from "@azure/cosmos";
 import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
 import type { EventDocument } from "../src/core/eventStore.ts";
 import { EMULATOR_KEY } from "./cosmos/server.ts";
-import { pool, type Client } from "./load.ts";
+import { pool, reliably, type Client } from "./load.ts";
 import { seededRandom } from "./random.ts";
 
 export type ChaosTarget = {
@@ -52,27 +52,6 @@ type Recorded = {
   cancelled: Set<string>;
   rejected: number;
 };
-
-/** A call retried like a careful client: same Idempotency-Key, on network errors, 5xx and 429, with backoff. */
-async function reliably(c: Client, path: string, body: unknown, key: string) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const res = await fetch(`${c.apiUrl}${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${c.key}`, "content-type": "application/json", "idempotency-key": key },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(20_000),
-      });
-      const json = (await res.json().catch(() => null)) as Record<string, any> | null;
-      // An answer cut off (the runtime restarting mid-response) is retried like a failure: the key replays it.
-      if (res.status < 500 && res.status !== 429 && json !== null) return { status: res.status, body: json };
-    } catch {
-      // connection refused while the Worker restarts, or a timeout: retry with the same key
-    }
-    if (attempt >= 40) throw new Error(`${path} kept failing`);
-    await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
-  }
-}
 
 /** A read that rides out a restart of the Worker runtime (connection refused or cut) and 5xx answers. */
 async function get(c: Client, path: string) {

@@ -20,23 +20,32 @@ export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - start, value];
 }
 
-/** Answers that `createPayment` retried, for the caller to report. */
-export const retried: { status: number; requestId: string | null }[] = [];
-
-/**
- * Creates a payment as a well-behaved client does: a 5xx or 429 is retried after its Retry-After with the same
- * Idempotency-Key. The amount is rounded to cents first (float sums like 1 + 7/100 carry extra decimals).
- */
-export async function createPayment(c: Client, amount: number, currency = "GBP") {
-  const key = crypto.randomUUID();
-  for (let attempt = 1; ; attempt++) {
-    const res = await call(c, "/api/payments", { body: { amount: Math.round(amount * 100) / 100, currency }, headers: { "idempotency-key": key } });
-    if (res.status === 201) return res.body as Payment;
-    if (res.status < 500 && res.status !== 429) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
-    if (attempt === 10) throw new Error(`create kept answering ${res.status}: ${JSON.stringify(res.body)}`);
-    retried.push({ status: res.status, requestId: res.headers.get("request-id") });
-    await new Promise((r) => setTimeout(r, 1000 * (Number(res.headers.get("retry-after")) || 1)));
+/** A call retried like a careful client: same Idempotency-Key, on network errors, 5xx and 429, with backoff. */
+export async function reliably(c: Client, path: string, body: unknown, key: string) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await fetch(`${c.apiUrl}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${c.key}`, "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(20_000),
+      });
+      const json = (await res.json().catch(() => null)) as Record<string, any> | null;
+      // An answer cut off (the runtime restarting mid-response) is retried like a failure: the key replays it.
+      if (res.status < 500 && res.status !== 429 && json !== null) return { status: res.status, body: json };
+    } catch {
+      // connection refused while the Worker restarts, or a timeout: retry with the same key
+    }
+    if (attempt >= 40) throw new Error(`${path} kept failing`);
+    await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
   }
+}
+
+/** Creates a payment, retried like a careful client; the amount is rounded to cents first (float sums like 1 + 7/100 carry extra decimals). */
+export async function createPayment(c: Client, amount: number, currency = "GBP") {
+  const res = await reliably(c, "/api/payments", { amount: Math.round(amount * 100) / 100, currency }, crypto.randomUUID());
+  if (res.status !== 201) throw new Error(`create answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body as Payment;
 }
 
 /** Runs `task(i)` for i < n with at most `concurrency` in flight. */

@@ -478,10 +478,9 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /**
-   * The watchdog and the redelivery wait twice as long after each round without progress (up to 32 times the
-   * base), so that a slow queue (a backlog) is not flooded with re-sent messages that would slow it further.
+   * How long a recovery timer (watchdog, redelivery) waits: its period, doubled per round without progress (up to
+   * 32 times), and at least twice the queue's observed lag, so that a backlog is not flooded with re-sent messages.
    */
-  /** How long a recovery timer waits: its period, doubled per round without progress, and at least twice the queue's lag. */
   private backedOff(kind: "watchdog" | "redeliver", baseMs: number) {
     return Math.max(baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5), 2 * this.queueLagMs);
   }

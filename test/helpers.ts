@@ -1,7 +1,9 @@
 // Helpers for tests on the Workers runtime: calls into the Worker, direct Cosmos access, polling with a deadline.
 import { env, exports } from "cloudflare:workers";
 import { inject, vi } from "vitest";
+import { encode } from "../src/cosmos/codec.ts";
 import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
+import type { PaymentEvent } from "../src/payment/events.ts";
 import type { PaymentResource } from "../src/payment/resource.ts";
 import { keys } from "./setup/constants.ts";
 
@@ -60,6 +62,26 @@ export const store = () =>
     throttleRetries: 9,
     throttleMaxWaitSeconds: 5,
   });
+
+/** Writes a completed GBP payment of merchant-a, then `more` events, straight into Cosmos as another writer would; answers its id. */
+export async function writtenElsewhere(amount: number, more: PaymentEvent[] = []) {
+  const id = crypto.randomUUID();
+  const s = `pay:${id}`;
+  const at = new Date().toISOString();
+  const events: PaymentEvent[] = [
+    { type: "PaymentInitiated", data: { PaymentId: id, Amount: amount, Currency: "GBP", MerchantId: "merchant-a", Timestamp: at } },
+    { type: "PaymentCreated", data: { PaymentReference: `ref-${id}`, Timestamp: at } },
+    { type: "PaymentSettled", data: { PaymentReference: `ref-${id}`, Timestamp: at } },
+    { type: "PaymentCompleted", data: { Timestamp: at } },
+    ...more,
+  ];
+  const docs = events.map((e, i) => encode(s, i + 1, e, { eventId: crypto.randomUUID(), correlationId: null, causationId: null }));
+  for (let v = 0; v < docs.length; v += 100) {
+    const appended = await store().append(s, v, docs.slice(v, v + 100));
+    if (!appended.ok) throw new Error(`stream ${s} already at version ${appended.currentVersion}`);
+  }
+  return id;
+}
 
 const cosmos = () => inject("cosmosEndpoint");
 const provider = () => inject("providerUrl");

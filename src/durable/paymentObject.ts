@@ -7,6 +7,10 @@
 //   3. committed events are sent to the queue, then `relayed_version` advances and `pending_since` clears.
 // A crash or failure anywhere leaves the alarm, which reloads what Cosmos committed after `relayed_version` and
 // sends it. Events are only ever published after being read back or confirmed committed.
+//
+// The object's SQLite keeps a copy of the stream (`events`): only events known committed, always a prefix of what
+// Cosmos holds. A cold object replays it without a Cosmos request; only a pending append (outcome unknown) reads the
+// tail first. An event written behind the object's back is found by the append's version check, as on a warm object.
 import { DurableObject } from "cloudflare:workers";
 import type { EventDocument } from "../core/eventStore.ts";
 import { faultFires } from "../core/faults.ts";
@@ -47,6 +51,7 @@ CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT N
 CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
 CREATE TABLE IF NOT EXISTS notifications (trigger_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (version INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS events (version INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 `;
 
 type Meta = { payment_id: string; relayed_version: number; pending_since: number | null; progress_at: number };
@@ -83,6 +88,7 @@ export class PaymentObject extends DurableObject<Env> {
         // new, and a conflict (it exists) re-syncs through the missing tail.
         if (this.meta() === null && !this.loading) {
           this.remember(req.paymentId);
+          this.ctx.storage.kv.put("stream-kept", true);
           this.loading = Promise.resolve();
         } else {
           await this.ensureLoaded(req.paymentId);
@@ -430,9 +436,7 @@ export class PaymentObject extends DurableObject<Env> {
   private async redriveDue(includeStalled: boolean) {
     const due = this.dueSteps(includeStalled);
     if (due.length === 0) return 0;
-    const streamId = streamIdOf(this.paymentId());
-    const docs = await Promise.all(due.map((s) => this.svc.store.loadFrom(streamId, s.trigger.version, 1)));
-    await this.send(docs.flat());
+    await this.send(due.map((s) => this.kept(s.trigger.version, s.trigger.version)[0]!));
     return due.length;
   }
 
@@ -446,15 +450,35 @@ export class PaymentObject extends DurableObject<Env> {
     await this.loading;
   }
 
+  /** Replays the stream from the object's own copy, or from Cosmos the first time (a stream written elsewhere). */
   private async load(paymentId: string) {
     this.remember(paymentId);
-    const docs = await this.svc.store.load(streamIdOf(paymentId));
+    const kept = this.ctx.storage.kv.get<boolean>("stream-kept") === true;
+    const docs = kept ? this.kept(1) : await this.svc.store.load(streamIdOf(paymentId));
+    if (!kept) {
+      this.keep(docs);
+      this.ctx.storage.kv.put("stream-kept", true);
+    }
     this.state = initialState();
     this.version = 0;
     this.apply(docs);
     const relayed = this.meta()?.relayed_version ?? 0;
     this.unrelayed = docs.filter((d) => d.stream.version > relayed);
+    // An append whose outcome is unknown (a crash or a failure after it was sent) may have committed.
+    if (kept && this.meta()!.pending_since !== null) await this.syncTail();
     await this.relay();
+  }
+
+  /** The object's copy of the committed stream, versions `from` to `to`. */
+  private kept(from: number, to = Number.MAX_SAFE_INTEGER): EventDocument[] {
+    return this.ctx.storage.sql
+      .exec<{ doc: string }>("SELECT doc FROM events WHERE version BETWEEN ? AND ? ORDER BY version", from, to)
+      .toArray()
+      .map((r) => JSON.parse(r.doc) as EventDocument);
+  }
+
+  private keep(docs: EventDocument[]) {
+    for (const d of docs) this.ctx.storage.sql.exec("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
   }
 
   /** Reads only the events committed behind our back (after a conflict, or an append of unknown outcome). */
@@ -491,6 +515,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** Events known committed in Cosmos: applied, queued for the relay, and pushed to live sockets. */
   private committed(docs: EventDocument[]) {
+    this.keep(docs);
     this.apply(docs);
     this.unrelayed.push(...docs);
     const sockets = this.ctx.getWebSockets();
@@ -547,8 +572,7 @@ export class PaymentObject extends DurableObject<Env> {
     const missing = this.undelivered();
     const relayedAt = this.ctx.storage.kv.get<number>("relayed-at") ?? 0;
     if (missing.length === 0 || Date.now() - relayedAt < this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS)) return;
-    const docs = (await this.svc.store.loadFrom(streamIdOf(this.paymentId()), missing[0]!)).filter((d) => missing.includes(d.stream.version));
-    await this.send(docs);
+    await this.send(this.kept(missing[0]!).filter((d) => missing.includes(d.stream.version)));
     this.ctx.storage.kv.put("relayed-at", Date.now());
     this.backOff("redeliver");
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });

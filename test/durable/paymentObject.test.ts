@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, emulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, emulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -28,40 +28,40 @@ describe("the payment's object", () => {
     expect(await versions(payment.id)).toEqual([1, 2, 3, 4]);
   });
 
-  it("after eviction, serves the same state loaded once from Cosmos", async () => {
+  it("after eviction, serves the same state from its own copy of the stream, and runs a refund without reading Cosmos", async () => {
     const payment = await createPayment({ amount: 202, currency: "GBP" });
     const before = await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
     await evictDurableObject(stub);
     await emulator.resetCounters();
-    const after = await api(`/api/payments/${payment.id}`);
-    expect(after.body).toEqual(before);
-    await api(`/api/payments/${payment.id}`);
-    expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
+    expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
+    await evictDurableObject(stub);
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 2 } })).status).toBe(202);
+    await waitForPayment(payment.id, (p) => p.refunds[0]?.status === "succeeded");
+    expect(await emulator.counters()).toMatchObject({ query: 0, read: 0, sproc: 2 });
   });
 
-  it("answers 503 store_unavailable with Retry-After when Cosmos fails its cold load, and serves the payment once Cosmos is back", async () => {
-    const payment = await createPayment({ amount: 203, currency: "GBP" });
-    const before = await waitForPayment(payment.id, (p) => p.status === "completed");
-    await evictDurableObject(env.PAYMENTS.getByName(payment.id));
+  it("answers 503 store_unavailable with Retry-After when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {
+    const id = await writtenElsewhere(203);
     await emulator.fault({ kind: "query", mode: "503", count: 20 });
     try {
-      const failed = await api(`/api/payments/${payment.id}`);
+      const failed = await api(`/api/payments/${id}`);
       expect(failed.status).toBe(503);
       expect(failed.body.code).toBe("store_unavailable");
       expect(failed.headers.get("retry-after")).toBe("1");
     } finally {
       await emulator.clearFaults();
     }
-    expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
+    expect((await api(`/api/payments/${id}`)).body).toMatchObject({ id, status: "completed", amount: 203, version: 4 });
   });
 
-  it("re-syncs after a document written behind its back, reading only the missing tail, and its command succeeds", async () => {
+  it("re-syncs after a document written behind its back (of a cold object too), reading only the missing tail, and its command succeeds", async () => {
     const payment = await createPayment({ amount: 50, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const s = `pay:${payment.id}`;
     const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-behind", Amount: 10, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
     expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
+    await evictDurableObject(env.PAYMENTS.getByName(payment.id));
     await emulator.resetCounters();
     const refund = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 40 } });
     expect(refund.status).toBe(202);

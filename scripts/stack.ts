@@ -51,7 +51,8 @@ export type Stack = {
   /** wrangler's output. */
   logFile: string;
   stop(): Promise<void>;
-  restartWorker(vars?: Record<string, string>): Promise<void>;
+  /** Restarts wrangler dev on the same state with these vars changed (`undefined` unsets one: its default again). */
+  restartWorker(vars?: Record<string, string | undefined>): Promise<void>;
 };
 
 export const root = resolve(import.meta.dirname, "..");
@@ -283,10 +284,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       logFile,
       stop: () => (stopping ??= stopAll()),
       /** Restarts only the Worker runtime, on the same state and ports, with these vars changed. */
-      async restartWorker(vars: Record<string, string> = {}) {
+      async restartWorker(vars: Record<string, string | undefined> = {}) {
         await stopGroup(dev.pid, stopTimeoutMs);
         groups.delete(dev.pid);
-        Object.assign(workerVars, vars);
+        for (const [name, value] of Object.entries(vars)) {
+          if (value === undefined) delete workerVars[name];
+          else workerVars[name] = value;
+        }
         writeEnv(workerVars);
         dev = await startDev();
       },

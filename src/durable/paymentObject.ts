@@ -12,7 +12,7 @@
 // Cosmos holds. A cold object replays it without a Cosmos request; only a pending append (outcome unknown) reads the
 // tail first. An event written behind the object's back is found by the append's version check, as on a warm object.
 import { DurableObject } from "cloudflare:workers";
-import type { EventDocument } from "../core/eventStore.ts";
+import { EventStoreError, type EventDocument } from "../core/eventStore.ts";
 import { faultFires } from "../core/faults.ts";
 import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
@@ -186,7 +186,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** Runs the step that the delivered event triggers, if it is still due; anything else is acknowledged without effect. */
   async onEvent(message: EventMessage): Promise<StepOutcome> {
-    return this.serialize(async () => {
+    return this.serializeStep(async () => {
       const paymentId = message.streamId.slice("pay:".length);
       await this.ensureLoaded(paymentId);
       if (message.version > this.version) await this.syncTail();
@@ -200,7 +200,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** The queue gave up on a message (dead letter): the step it triggers is marked stalled until re-driven. */
   async onExhausted(message: EventMessage): Promise<StepOutcome> {
-    return this.serialize(async () => {
+    return this.serializeStep(async () => {
       await this.ensureLoaded(message.streamId.slice("pay:".length));
       this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
@@ -261,21 +261,38 @@ export class PaymentObject extends DurableObject<Env> {
     await this.serialize(async () => {
       const meta = this.meta();
       if (!meta) return;
-      if (!this.loading) await this.ensureLoaded(meta.payment_id);
-      else if (meta.pending_since !== null) await this.syncTail();
-      if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
-      await this.relay();
-      this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
-      await this.redeliverOverdue();
-      const progressAt = this.meta()?.progress_at ?? Date.now();
-      if (Date.now() - progressAt >= this.backedOff("watchdog", this.svc.config.WATCHDOG_MS)) {
-        const redriven = await this.redriveDue(false);
-        if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version, idleMs: Date.now() - progressAt });
-        this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
-        this.backOff("watchdog");
+      try {
+        await this.check(meta);
+        this.ctx.storage.kv.delete("alarm-round");
+      } catch (e) {
+        if (!(e instanceof EventStoreError)) throw e;
+        // The object retries its own checks while Cosmos is unavailable: the platform stops retrying a throwing
+        // alarm after a few attempts, and the payment's unrelayed events would wait for its next request.
+        const at = Date.now() + this.backedOff("alarm", this.svc.config.RELAY_CHECK_MS);
+        log("warn", "alarm check failed; retrying", { paymentId: meta.payment_id, error: e.message, retryAt: new Date(at).toISOString() });
+        this.backOff("alarm");
+        await this.ctx.storage.setAlarm(at);
+        this.alarmAt = at;
       }
-      await this.scheduleAlarm();
     });
+  }
+
+  /** The alarm's work: what Cosmos committed is relayed, unconfirmed deliveries are re-sent, stuck steps re-driven. */
+  private async check(meta: Meta) {
+    if (!this.loading) await this.ensureLoaded(meta.payment_id);
+    else if (meta.pending_since !== null) await this.syncTail();
+    if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
+    await this.relay();
+    this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
+    await this.redeliverOverdue();
+    const progressAt = this.meta()?.progress_at ?? Date.now();
+    if (Date.now() - progressAt >= this.backedOff("watchdog", this.svc.config.WATCHDOG_MS)) {
+      const redriven = await this.redriveDue(false);
+      if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version, idleMs: Date.now() - progressAt });
+      this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+      this.backOff("watchdog");
+    }
+    await this.scheduleAlarm();
   }
 
   // ---- the command path ----
@@ -318,6 +335,18 @@ export class PaymentObject extends DurableObject<Env> {
     const run = this.queueTail.then(fn);
     this.queueTail = run.catch(() => undefined);
     return run;
+  }
+
+  /** A delivery's work, serialised; a Cosmos failure is answered as a retry (the queue backs off), not thrown. */
+  private serializeStep(fn: () => Promise<StepOutcome>): Promise<StepOutcome> {
+    return this.serialize(async () => {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!(e instanceof EventStoreError)) throw e;
+        return { outcome: "retry", reason: e.message };
+      }
+    });
   }
 
   private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
@@ -502,14 +531,16 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /**
-   * How long a recovery timer (watchdog, redelivery) waits: its period, doubled per round without progress (up to
-   * 32 times), and at least twice the queue's observed lag, so that a backlog is not flooded with re-sent messages.
+   * How long a recovery timer waits: its period, doubled per round without progress (up to 32 times). The watchdog
+   * and redelivery also wait at least twice the queue's observed lag, so that a backlog is not flooded with re-sent
+   * messages; a failed alarm check (Cosmos unavailable) does not depend on the queue.
    */
-  private backedOff(kind: "watchdog" | "redeliver", baseMs: number) {
-    return Math.max(baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5), 2 * this.queueLagMs);
+  private backedOff(kind: "watchdog" | "redeliver" | "alarm", baseMs: number) {
+    const period = baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5);
+    return kind === "alarm" ? period : Math.max(period, 2 * this.queueLagMs);
   }
 
-  private backOff(kind: "watchdog" | "redeliver") {
+  private backOff(kind: "watchdog" | "redeliver" | "alarm") {
     this.ctx.storage.kv.put(`${kind}-round`, (this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0) + 1);
   }
 

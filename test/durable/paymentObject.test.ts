@@ -1,6 +1,6 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { EventStore } from "../../src/core/eventStore.ts";
 import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
@@ -41,18 +41,50 @@ describe("the payment's object", () => {
     expect(await emulator.counters()).toMatchObject({ query: 0, read: 0, sproc: 2 });
   });
 
-  it("answers 503 store_unavailable with Retry-After when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {
+  it("answers 503 store_unavailable (and a delivery 'retry') when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {
     const id = await writtenElsewhere(203);
-    await emulator.fault({ kind: "query", mode: "503", count: 20 });
+    const [initiated] = await store().load(`pay:${id}`);
+    await emulator.fault({ kind: "query", mode: "503", count: 40 });
     try {
       const failed = await api(`/api/payments/${id}`);
       expect(failed.status).toBe(503);
       expect(failed.body.code).toBe("store_unavailable");
       expect(failed.headers.get("retry-after")).toBe("1");
+      // A delivery meanwhile is answered "retry" (the queue backs off), not thrown.
+      expect(await env.PAYMENTS.getByName(id).onEvent(eventMessage(initiated!))).toMatchObject({ outcome: "retry" });
     } finally {
       await emulator.clearFaults();
     }
     expect((await api(`/api/payments/${id}`)).body).toMatchObject({ id, status: "completed", amount: 203, version: 4 });
+  });
+
+  it("retries its alarm itself, with backoff, while Cosmos fails it, and finishes the check once Cosmos is back", async () => {
+    const payment = await createPayment({ amount: 205, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    const stateOf = () =>
+      runInDurableObject(stub, async (_: PaymentObject, state) => ({
+        alarm: await state.storage.getAlarm(),
+        round: state.storage.kv.get<number>("alarm-round") ?? 0,
+        pending: state.storage.sql.exec<{ p: number | null }>("SELECT pending_since AS p FROM meta").one().p,
+      }));
+    // An append of unknown outcome, long enough ago to settle: the alarm must read the tail from Cosmos, which fails.
+    const pendingSince = Date.now() - 5000;
+    await emulator.fault({ kind: "query", mode: "503", count: 10_000 });
+    try {
+      await runInDurableObject(stub, async (_: PaymentObject, state) => {
+        state.storage.sql.exec("UPDATE meta SET pending_since = ?", pendingSince);
+        await state.storage.setAlarm(Date.now());
+      });
+      // The alarms keep firing (RELAY_CHECK_MS is 200 here, doubled per failed round), each failing and re-arming.
+      await vi.waitFor(async () => expect((await stateOf()).round).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 50 });
+      const failing = await stateOf();
+      expect(failing.pending).toBe(pendingSince);
+      expect(failing.alarm).not.toBeNull();
+    } finally {
+      await emulator.clearFaults();
+    }
+    await vi.waitFor(async () => expect(await stateOf()).toEqual({ alarm: null, round: 0, pending: null }), { timeout: 15_000, interval: 50 });
   });
 
   it("re-syncs after a document written behind its back (of a cold object too), reading only the missing tail, and its command succeeds", async () => {

@@ -9,8 +9,8 @@
 // sends it. Events are only ever published after being read back or confirmed committed.
 //
 // The object's SQLite keeps a copy of the stream (`events`): only events known committed, always a prefix of what
-// Cosmos holds. A cold object replays it without a Cosmos request; only a pending append (outcome unknown) reads the
-// tail first. An event written behind the object's back is found by the append's version check, as on a warm object.
+// Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, whatever the
+// stream's length); redelivery and re-drive send from it.
 import { DurableObject } from "cloudflare:workers";
 import { EventStoreError, type EventDocument } from "../core/eventStore.ts";
 import { faultFires } from "../core/faults.ts";
@@ -88,7 +88,6 @@ export class PaymentObject extends DurableObject<Env> {
         // new, and a conflict (it exists) re-syncs through the missing tail.
         if (this.meta() === null && !this.loading) {
           this.remember(req.paymentId);
-          this.ctx.storage.kv.put("stream-kept", true);
           this.loading = Promise.resolve();
         } else {
           await this.ensureLoaded(req.paymentId);
@@ -479,22 +478,18 @@ export class PaymentObject extends DurableObject<Env> {
     await this.loading;
   }
 
-  /** Replays the stream from the object's own copy, or from Cosmos the first time (a stream written elsewhere). */
+  /** Loads the stream once: the object's copy, then what Cosmos holds beyond it (all of it, the first time). */
   private async load(paymentId: string) {
     this.remember(paymentId);
-    const kept = this.ctx.storage.kv.get<boolean>("stream-kept") === true;
-    const docs = kept ? this.kept(1) : await this.svc.store.load(streamIdOf(paymentId));
-    if (!kept) {
-      this.keep(docs);
-      this.ctx.storage.kv.put("stream-kept", true);
-    }
+    const copy = this.kept(1);
+    const tail = await this.svc.store.loadFrom(streamIdOf(paymentId), (copy.at(-1)?.stream.version ?? 0) + 1);
+    this.keep(tail);
+    const docs = [...copy, ...tail];
     this.state = initialState();
     this.version = 0;
     this.apply(docs);
     const relayed = this.meta()?.relayed_version ?? 0;
     this.unrelayed = docs.filter((d) => d.stream.version > relayed);
-    // An append whose outcome is unknown (a crash or a failure after it was sent) may have committed.
-    if (kept && this.meta()!.pending_since !== null) await this.syncTail();
     await this.relay();
   }
 

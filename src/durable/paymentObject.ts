@@ -5,8 +5,8 @@
 //   1. before an append, `pending_since` is written to SQLite and an alarm is set (durable before the request leaves);
 //   2. the append commits in Cosmos (the only source of truth for what happened);
 //   3. committed events are sent to the queue, then `relayed_version` advances and `pending_since` clears.
-// A crash or failure anywhere leaves the alarm, which reloads what Cosmos committed after `relayed_version` and
-// sends it. Events are only ever published after being read back or confirmed committed.
+// A crash or failure anywhere leaves the alarm, which reads what Cosmos committed beyond the object's copy and sends
+// everything after `relayed_version`. Events are only ever published after being read back or confirmed committed.
 //
 // The object's SQLite keeps a copy of the stream (`events`): only events known committed, always a prefix of what
 // Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, whatever the
@@ -257,6 +257,7 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   override async alarm() {
+    this.alarmAt = null; // the alarm that fired is gone; the check, or its failure, sets the next one
     await this.serialize(async () => {
       const meta = this.meta();
       if (!meta) return;
@@ -264,11 +265,10 @@ export class PaymentObject extends DurableObject<Env> {
         await this.check(meta);
         this.ctx.storage.kv.delete("alarm-round");
       } catch (e) {
-        if (!(e instanceof EventStoreError)) throw e;
-        // The object retries its own checks while Cosmos is unavailable: the platform stops retrying a throwing
-        // alarm after a few attempts, and the payment's unrelayed events would wait for its next request.
+        // The object retries its own checks (Cosmos or the queue unavailable, ...): the platform stops retrying a
+        // throwing alarm after a few attempts, and the payment's unrelayed events would wait for its next request.
         const at = Date.now() + this.backedOff("alarm", this.svc.config.RELAY_CHECK_MS);
-        log("warn", "alarm check failed; retrying", { paymentId: meta.payment_id, error: e.message, retryAt: new Date(at).toISOString() });
+        log(e instanceof EventStoreError ? "warn" : "error", "alarm check failed; retrying", { paymentId: meta.payment_id, error: String(e), retryAt: new Date(at).toISOString() });
         this.backOff("alarm");
         await this.ctx.storage.setAlarm(at);
         this.alarmAt = at;
@@ -278,8 +278,10 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** The alarm's work: what Cosmos committed is relayed, unconfirmed deliveries are re-sent, stuck steps re-driven. */
   private async check(meta: Meta) {
-    if (!this.loading) await this.ensureLoaded(meta.payment_id);
-    else if (meta.pending_since !== null) await this.syncTail();
+    // A load reads Cosmos beyond the copy; an object already loaded does so if an append's outcome is unknown.
+    const loaded = this.loading !== null;
+    await this.ensureLoaded(meta.payment_id);
+    if (loaded && meta.pending_since !== null) await this.syncTail();
     if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
     await this.relay();
     this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
@@ -464,7 +466,7 @@ export class PaymentObject extends DurableObject<Env> {
   private async redriveDue(includeStalled: boolean) {
     const due = this.dueSteps(includeStalled);
     if (due.length === 0) return 0;
-    await this.send(due.map((s) => this.kept(s.trigger.version, s.trigger.version)[0]!));
+    await this.send(due.flatMap((s) => this.kept(s.trigger.version, s.trigger.version)));
     return due.length;
   }
 
@@ -632,6 +634,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
+    if (at === null) this.ctx.storage.kv.delete("alarm-round");
     if (at === this.alarmAt) return;
     if (at === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(at);

@@ -13,6 +13,35 @@ const caller = { merchantId: "merchant-a", requestId: "test" };
 const versions = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.stream.version);
 const types = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.eventType);
 
+/** Replaces the object's event store (starting its instance if it was evicted) with one that calls the real one except where overridden. */
+async function wrapStore(stub: DurableObjectStub<PaymentObject>, overrides: (real: EventStore) => Partial<EventStore>) {
+  await runInDurableObject(stub, (instance: PaymentObject) => {
+    const o = instance as unknown as { svc: { store: EventStore } };
+    const real = o.svc.store;
+    const store: EventStore = {
+      load: (s) => real.load(s),
+      loadFrom: (s, v, l) => real.loadFrom(s, v, l),
+      append: (s, e, d) => real.append(s, e, d),
+      changedStreams: (c, n) => real.changedStreams(c, n),
+      ping: () => real.ping(),
+      ...overrides(real),
+    };
+    o.svc = { ...o.svc, store };
+  });
+}
+
+/** Records every version the object reads Cosmos from. */
+async function readsFrom(stub: DurableObjectStub<PaymentObject>) {
+  const from: number[] = [];
+  await wrapStore(stub, (real) => ({
+    loadFrom: (s, version, limit) => {
+      from.push(version);
+      return real.loadFrom(s, version, limit);
+    },
+  }));
+  return from;
+}
+
 describe("the payment's object", () => {
   it("serialises 100 concurrent deliveries of one step, mixed with reads: one event, contiguous versions, no conflict", async () => {
     const payment = await createPayment({ amount: 201, currency: "GBP" });
@@ -33,10 +62,12 @@ describe("the payment's object", () => {
     const before = await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
     await evictDurableObject(stub);
+    const from = await readsFrom(stub);
     await emulator.resetCounters();
     expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
     await api(`/api/payments/${payment.id}`);
     expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
+    expect(from).toEqual([5]);
     const copy = await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray());
     expect(copy.map((r) => r.version)).toEqual([1, 2, 3, 4]);
   });
@@ -87,18 +118,20 @@ describe("the payment's object", () => {
     await vi.waitFor(async () => expect(await stateOf()).toEqual({ alarm: null, round: 0, pending: null }), { timeout: 15_000, interval: 50 });
   });
 
-  it("re-syncs after a document written behind its back (of a cold object too), reading only the missing tail, and its command succeeds", async () => {
+  it.each([["warm"], ["cold"]] as const)("re-syncs a %s object after a document written behind its back, reading only the missing tail, and its command succeeds", async (temperature) => {
     const payment = await createPayment({ amount: 50, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const s = `pay:${payment.id}`;
     const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-behind", Amount: 10, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
     expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
-    await evictDurableObject(env.PAYMENTS.getByName(payment.id));
+    const stub = env.PAYMENTS.getByName(payment.id);
+    if (temperature === "cold") await evictDurableObject(stub);
+    const from = await readsFrom(stub);
     await emulator.resetCounters();
     const refund = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 40 } });
     expect(refund.status).toBe(202);
-    const c = await emulator.counters();
-    expect(c.query).toBe(1); // the missing tail only
+    expect((await emulator.counters()).query).toBe(1);
+    expect(from).toEqual([5]); // the missing tail only: after the conflict (warm), or beyond its copy (cold)
     const after = await waitForPayment(payment.id, (p) => p.refunds.length === 2 && p.refunds.every((r) => r.status !== "pending"));
     expect(after.refundedAmount).toBe(50);
     const v = await versions(payment.id);
@@ -109,12 +142,7 @@ describe("the payment's object", () => {
     const payment = await createPayment({ amount: 203, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
-    await runInDurableObject(stub, (instance: PaymentObject) => {
-      const o = instance as unknown as { svc: { store: EventStore } };
-      const real = o.svc.store;
-      const conflicting: EventStore = { ...real, load: (s) => real.load(s), loadFrom: async () => [], ping: () => real.ping(), append: async (_s, expected) => ({ ok: false, currentVersion: expected + 1 }) };
-      o.svc = { ...o.svc, store: conflicting };
-    });
+    await wrapStore(stub, () => ({ loadFrom: async () => [], append: async (_s, expected) => ({ ok: false, currentVersion: expected + 1 }) }));
     const res = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } });
     expect(res).toMatchObject({ status: 409, body: { code: "version_conflict" } });
     await evictDurableObject(stub);

@@ -53,7 +53,7 @@ export const configSchema = z.object({
   /** Queue retry backoff: base * 2^(attempt-1) seconds with jitter, capped. */
   RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
   RETRY_MAX_SECONDS: z.coerce.number().min(0).default(300),
-  /** How often a payment with an append of unknown outcome re-checks Cosmos, and for how long. */
+  /** How often a payment with an append of unknown outcome re-checks Cosmos, and for how long; a failed check is retried after RELAY_CHECK_MS, doubled per failed round. */
   RELAY_CHECK_MS: ms(5_000),
   RELAY_SETTLE_MS: ms(60_000),
   /** A relayed event whose delivery to the consumer is not confirmed after this long is sent again (messages can be lost). */

@@ -53,19 +53,6 @@ type Recorded = {
   rejected: number;
 };
 
-/** A read that rides out a restart of the Worker runtime (connection refused or cut) and 5xx answers. */
-async function get(c: Client, path: string) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const res = await fetch(`${c.apiUrl}${path}`, { headers: { authorization: `Bearer ${c.key}` }, signal: AbortSignal.timeout(20_000) });
-      if (res.status < 500 || attempt >= 40) return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, any> };
-    } catch (e) {
-      if (attempt >= 40) throw e;
-    }
-    await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
-  }
-}
-
 export type ChaosReport = { seed: number; payments: number; faults: Record<string, number>; violations: string[]; stalledRedriven: number; seconds: number };
 
 export async function runChaos(target: ChaosTarget, opts: { seed: number; payments: number; concurrency?: number; deadlineMs?: number; log?: (line: string) => void }): Promise<ChaosReport> {
@@ -127,7 +114,7 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
     }
     if (plan.refunds.length === 0) return;
     for (let waited = 0; ; waited++) {
-      const p = await get(client, `/api/payments/${id}`);
+      const p = await reliably(client, `/api/payments/${id}`);
       if (["settled", "completed", "failed", "cancelled"].includes(p.body?.status)) break;
       if (waited > 600) return;
       await new Promise((r) => setTimeout(r, 100));
@@ -156,7 +143,7 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
     const stuck: string[] = [];
     for (const id of ids) {
       for (;;) {
-        const p = (await get(client, `/api/payments/${id}`)).body;
+        const p = (await reliably(client, `/api/payments/${id}`)).body;
         if (p && settled(p)) break;
         const stalled = p && (p.stalled !== null || p.refunds.some((r: Record<string, any>) => r.stalled !== null));
         if (stalled && redrive) {
@@ -187,7 +174,7 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
   for (const id of unfinished) violations.push(`${id}: not terminal by the deadline`);
   // Each payment's object records every delivery the consumer reports: none may be missing.
   const relay = new Map<string, { version: number; relayedVersion: number; undelivered: number[] }>();
-  await pool(ids.length, 8, async (i) => relay.set(ids[i]!, (await get(admin, `/admin/payments/${ids[i]}/relay`)).body as never));
+  await pool(ids.length, 8, async (i) => relay.set(ids[i]!, (await reliably(admin, `/admin/payments/${ids[i]}/relay`)).body as never));
   const providerPayments = new Map<string, number>();
   const providerRefunds = new Map<string, number>();
   for (const call of simulatorCalls) {

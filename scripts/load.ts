@@ -3,11 +3,12 @@
 export type Client = { apiUrl: string; key: string };
 export type Payment = { id: string; status: string; initiatedAt: string; completedAt: string | null; [k: string]: unknown };
 
-export async function call(c: Client, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+export async function call(c: Client, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}) {
   const res = await fetch(`${c.apiUrl}${path}`, {
     method: init.method ?? (init.body === undefined ? "GET" : "POST"),
     headers: { authorization: `Bearer ${c.key}`, ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
     body: init.body === undefined ? undefined : JSON.stringify(init.body),
+    signal: init.timeoutMs === undefined ? undefined : AbortSignal.timeout(init.timeoutMs),
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : null) as any, headers: res.headers };
@@ -20,21 +21,19 @@ export async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - start, value];
 }
 
-/** A call retried like a careful client: same Idempotency-Key, on network errors, 5xx and 429, with backoff. */
-export async function reliably(c: Client, path: string, body: unknown, key: string) {
+/**
+ * A GET, or a POST of `body` with an Idempotency-Key, retried like a careful client: on network errors, answers cut
+ * off or not JSON (the runtime restarting mid-response), 5xx and 429, with backoff; a POST keeps its key, which
+ * replays it.
+ */
+export async function reliably(c: Client, path: string, body?: unknown, key?: string) {
+  const init = body === undefined ? {} : { body, headers: { "idempotency-key": key ?? crypto.randomUUID() } };
   for (let attempt = 0; ; attempt++) {
     try {
-      const res = await fetch(`${c.apiUrl}${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${c.key}`, "content-type": "application/json", "idempotency-key": key },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(20_000),
-      });
-      const json = (await res.json().catch(() => null)) as Record<string, any> | null;
-      // An answer cut off (the runtime restarting mid-response) is retried like a failure: the key replays it.
-      if (res.status < 500 && res.status !== 429 && json !== null) return { status: res.status, body: json };
+      const res = await call(c, path, { ...init, timeoutMs: 20_000 });
+      if (res.status < 500 && res.status !== 429) return res;
     } catch {
-      // connection refused while the Worker restarts, or a timeout: retry with the same key
+      // connection refused or cut while the Worker restarts, or a timeout: retry (with the same key)
     }
     if (attempt >= 40) throw new Error(`${path} kept failing`);
     await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));

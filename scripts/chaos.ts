@@ -79,6 +79,8 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
     seed: opts.seed,
     errorRate: 0.04,
     timeoutRate: 0.005,
+    // the first settle is held whatever the seed, so a short run cannot miss the timeout fault
+    failNext: { route: "settle", count: 1, status: "timeout" },
     declines: [
       { route: "create", amountEquals: declinedAmount, code: "card_declined", reason: "declined by the simulator" },
       { route: "refund", amountEquals: declinedRefund, code: "refund_declined", reason: "declined by the simulator" },

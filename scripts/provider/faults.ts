@@ -21,7 +21,7 @@ export function pickFault(state: State, route: RecordedRoute): Fault | null {
   const next = settings.failNext;
   if (next && (next.route === undefined || next.route === route)) {
     settings.failNext = next.count > 1 ? { ...next, count: next.count - 1 } : null;
-    return failure(next.status, "failNext");
+    return next.status === "timeout" ? { kind: "timeout" } : failure(next.status, "failNext");
   }
   if (settings.timeoutRate === 0 && settings.errorRate === 0) return null;
   const draw = state.random();

@@ -17,7 +17,8 @@ export type DeclineRule = {
   reason?: string;
 };
 
-export type FailNext = { route?: RecordedRoute; count: number; status: number };
+// status "timeout": the calls are held unanswered, as the timeoutRate draw holds them
+export type FailNext = { route?: RecordedRoute; count: number; status: number | "timeout" };
 
 export type Settings = {
   latencyMs: number;
@@ -81,8 +82,8 @@ function problems(patch: Patch): string[] {
               (value.route === undefined || recordedRoutes.includes(value.route as RecordedRoute)) &&
               Number.isInteger(value.count) &&
               (value.count as number) >= 0 &&
-              (value.status === undefined || isStatus(value.status))),
-          `failNext: null or { route?: ${recordedRoutes.join("|")}, count: integer >= 0, status?: 400..599 }`,
+              (value.status === undefined || value.status === "timeout" || isStatus(value.status))),
+          `failNext: null or { route?: ${recordedRoutes.join("|")}, count: integer >= 0, status?: 400..599 | "timeout" }`,
         );
         break;
       case "declines":

@@ -114,6 +114,18 @@ describe("failNext", () => {
     expect(failed.status).toBe(500);
     expect((await sim.post("/notifications/api/send", { id: "x", jsonPayload: "{}" })).status).toBe(200);
   });
+
+  it("holds the next calls of the route unanswered with status \"timeout\", then answers normally", async () => {
+    await sim.post("/_sim/settings", { failNext: { route: "notify", count: 1, status: "timeout" } });
+
+    const held = fetch(`${sim.url}/notifications/api/send`, { method: "POST", body: JSON.stringify({ id: "x", jsonPayload: "{}" }), signal: AbortSignal.timeout(200) });
+    await expect(held).rejects.toThrow();
+    const next = await sim.post("/notifications/api/send", { id: "x", jsonPayload: "{}" });
+
+    expect(next.status).toBe(200);
+    expect(await outcomes()).toEqual(["timeout", "ok"]);
+    expect((await sim.get("/_sim/settings")).body.failNext).toBeNull();
+  });
 });
 
 describe("decline rules", () => {

@@ -133,7 +133,7 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
   const faultsFired = (await (await json(`${target.cosmosUrl}/_emulator/faults`, "GET")).json()) as { rules: { kind: string; mode: string; fired: number }[] };
   await json(`${target.cosmosUrl}/_emulator/faults`, "DELETE");
   const simulatorCalls = (await (await json(`${target.providerUrl}/_sim/calls`, "GET")).json()) as Record<string, any>[];
-  await json(`${target.providerUrl}/_sim/settings`, "POST", { errorRate: 0, timeoutRate: 0 });
+  await json(`${target.providerUrl}/_sim/settings`, "POST", { errorRate: 0, timeoutRate: 0, failNext: null });
   await target.restartWorker(calmVars);
   restarted++;
 

@@ -9,10 +9,10 @@
 // everything after `relayed_version`. Events are only ever published after being read back or confirmed committed.
 //
 // The object's SQLite keeps a copy of the stream (`events`): only events known committed, always a prefix of what
-// Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, whatever the
-// stream's length); redelivery and re-drive send from it.
+// Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, from the copy's
+// last event, which also checks that Cosmos still holds it); redelivery and re-drive send from it.
 import { DurableObject } from "cloudflare:workers";
-import { EventStoreError, type EventDocument } from "../core/eventStore.ts";
+import { EventStoreError, eventIdOf, type EventDocument } from "../core/eventStore.ts";
 import { faultFires } from "../core/faults.ts";
 import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
@@ -281,7 +281,10 @@ export class PaymentObject extends DurableObject<Env> {
     // A load reads Cosmos beyond the copy; an object already loaded does so if an append's outcome is unknown.
     const loaded = this.loading !== null;
     await this.ensureLoaded(meta.payment_id);
-    if (loaded && meta.pending_since !== null) await this.syncTail();
+    if (loaded && meta.pending_since !== null) {
+      await this.relay(); // what is known committed goes out even if Cosmos fails the read
+      await this.syncTail();
+    }
     if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
     await this.relay();
     this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
@@ -480,11 +483,27 @@ export class PaymentObject extends DurableObject<Env> {
     await this.loading;
   }
 
-  /** Loads the stream once: the object's copy, then what Cosmos holds beyond it (all of it, the first time). */
+  /**
+   * Loads the stream once: the object's copy, then what Cosmos holds beyond it (all of it, the first time). The read
+   * starts at the copy's last event, so the same query proves Cosmos still holds it; if not (a container restored or
+   * re-created under the object), Cosmos is the truth and the copy and the relay's bookkeeping beyond it are dropped.
+   */
   private async load(paymentId: string) {
     this.remember(paymentId);
-    const copy = this.kept(1);
-    const tail = await this.svc.store.loadFrom(streamIdOf(paymentId), (copy.at(-1)?.stream.version ?? 0) + 1);
+    const streamId = streamIdOf(paymentId);
+    let copy = this.kept(1);
+    const last = copy.at(-1);
+    let tail = await this.svc.store.loadFrom(streamId, last?.stream.version ?? 1);
+    if (last && tail[0] && eventIdOf(tail[0]) === eventIdOf(last)) tail = tail.slice(1);
+    else if (last) {
+      tail = await this.svc.store.loadFrom(streamId, 1);
+      const version = tail.at(-1)?.stream.version ?? 0;
+      log("error", "the object's copy of the stream is not what Cosmos holds: copy dropped, stream reloaded", { paymentId, copyVersion: last.stream.version, cosmosVersion: version });
+      copy = [];
+      this.ctx.storage.sql.exec("DELETE FROM events");
+      this.ctx.storage.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
+      this.ctx.storage.sql.exec("UPDATE meta SET relayed_version = MIN(relayed_version, ?)", version);
+    }
     this.keep(tail);
     const docs = [...copy, ...tail];
     this.state = initialState();

@@ -1,4 +1,6 @@
 // What a payment costs in Cosmos requests, read from the emulator's counters (its own file: nothing else runs).
+import { evictDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PaymentEvent } from "../../src/payment/events.ts";
 import { api, createPayment, emulator, simulator, waitForPayment, writtenElsewhere } from "../helpers.ts";
@@ -15,7 +17,7 @@ describe("the cost of a payment in Cosmos requests", () => {
     expect(await emulator.counters()).toMatchObject({ sproc: 4, ...quiet });
   });
 
-  it("is one request for a command on a warm payment with 1,000 refund events, written elsewhere and first loaded from Cosmos", async () => {
+  it("is one request for a command on a warm payment with 1,000 refund events, written elsewhere, first loaded from Cosmos, then after eviction from its copy and one query", async () => {
     const at = new Date().toISOString();
     const refunds: PaymentEvent[] = Array.from({ length: 499 }, (_, i): PaymentEvent[] => [
       { type: "RefundRequested", data: { RefundId: `r-${i}`, Amount: 1, Timestamp: at } },
@@ -26,6 +28,12 @@ describe("the cost of a payment in Cosmos requests", () => {
     const loaded = await api(`/api/payments/${id}`);
     expect(loaded.body).toMatchObject({ status: "completed", version: 1002, refundedAmount: 499 });
     expect(loaded.body.refunds).toHaveLength(499);
+
+    // Evicted, it replays its copy of the 1,002 events and asks Cosmos once, from the copy's last event on.
+    await evictDurableObject(env.PAYMENTS.getByName(id));
+    await emulator.resetCounters();
+    expect((await api(`/api/payments/${id}`)).body).toEqual(loaded.body);
+    expect(await emulator.counters()).toMatchObject({ sproc: 0, query: 1, read: 0 });
 
     // Hold the refund's own provider step back, so that only the command's cost is counted.
     await simulator.settings({ latencyMs: 1000 });

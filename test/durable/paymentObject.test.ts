@@ -67,9 +67,35 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
     await api(`/api/payments/${payment.id}`);
     expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
-    expect(from).toEqual([5]);
+    // From its last event: the same query proves Cosmos still holds what the copy holds.
+    expect(from).toEqual([4]);
     const copy = await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray());
     expect(copy.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("after eviction, drops a copy that Cosmos no longer holds (a container restored under it) and serves what Cosmos holds", async () => {
+    const payment = await createPayment({ amount: 206, currency: "GBP" });
+    const before = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    // The object knows a version 5, relayed and delivered, that Cosmos lost.
+    const lost = encode(`pay:${payment.id}`, 5, { type: "RefundRequested", data: { RefundId: "r-lost", Amount: 1, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+    await runInDurableObject(stub, (_: PaymentObject, state) => {
+      state.storage.sql.exec("INSERT INTO events VALUES (5, ?)", JSON.stringify(lost));
+      state.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (5)");
+      state.storage.sql.exec("UPDATE meta SET relayed_version = 5");
+    });
+    await evictDurableObject(stub);
+    const from = await readsFrom(stub);
+
+    expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
+    expect(from).toEqual([5, 1]);
+    expect(await stub.relayStatus(payment.id)).toMatchObject({ ok: true, body: { version: 4, relayedVersion: 4, undelivered: [] } });
+    const copy = await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray());
+    expect(copy.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    // The next command appends version 5 for real, and it is relayed and delivered.
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
+    await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded"]);
   });
 
   it("answers 503 store_unavailable (and a delivery 'retry') when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {
@@ -108,7 +134,17 @@ describe("the payment's object", () => {
         await state.storage.setAlarm(Date.now());
       });
       // The alarms keep firing (RELAY_CHECK_MS is 200 here, doubled per failed round), each failing and re-arming.
-      await vi.waitFor(async () => expect((await stateOf()).round).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 50 });
+      // Each failed round re-arms at least RELAY_CHECK_MS * 2^(round - 1) after the alarm before it fired.
+      const armed = new Map<number, number>();
+      await vi.waitFor(
+        async () => {
+          const { round, alarm } = await stateOf();
+          if (alarm !== null && !armed.has(round)) armed.set(round, alarm);
+          expect(armed.has(2) && armed.has(3)).toBe(true);
+        },
+        { timeout: 10_000, interval: 25 },
+      );
+      expect(armed.get(3)! - armed.get(2)!).toBeGreaterThanOrEqual(200 * 2 ** 2);
       const failing = await stateOf();
       expect(failing.pending).toBe(pendingSince);
       expect(failing.alarm).not.toBeNull();
@@ -131,7 +167,8 @@ describe("the payment's object", () => {
     const refund = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 40 } });
     expect(refund.status).toBe(202);
     expect((await emulator.counters()).query).toBe(1);
-    expect(from).toEqual([5]); // the missing tail only: after the conflict (warm), or beyond its copy (cold)
+    // The missing tail only: after the conflict (warm), or from the copy's last event on (cold).
+    expect(from).toEqual([temperature === "warm" ? 5 : 4]);
     const after = await waitForPayment(payment.id, (p) => p.refunds.length === 2 && p.refunds.every((r) => r.status !== "pending"));
     expect(after.refundedAmount).toBe(50);
     const v = await versions(payment.id);

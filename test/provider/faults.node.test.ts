@@ -118,8 +118,11 @@ describe("failNext", () => {
   it("holds the next calls of the route unanswered with status \"timeout\", then answers normally", async () => {
     await sim.post("/_sim/settings", { failNext: { route: "notify", count: 1, status: "timeout" } });
 
-    const held = fetch(`${sim.url}/notifications/api/send`, { method: "POST", body: JSON.stringify({ id: "x", jsonPayload: "{}" }), signal: AbortSignal.timeout(200) });
-    await expect(held).rejects.toThrow();
+    const giveUp = new AbortController();
+    const held = fetch(`${sim.url}/notifications/api/send`, { method: "POST", body: JSON.stringify({ id: "x", jsonPayload: "{}" }), signal: giveUp.signal });
+    await vi.waitFor(async () => expect(await outcomes()).toEqual(["timeout"]));
+    giveUp.abort();
+    await expect(held).rejects.toThrow(/abort/i);
     const next = await sim.post("/notifications/api/send", { id: "x", jsonPayload: "{}" });
 
     expect(next.status).toBe(200);

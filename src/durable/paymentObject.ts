@@ -281,12 +281,9 @@ export class PaymentObject extends DurableObject<Env> {
     // A load reads Cosmos beyond the copy; an object already loaded does so if an append's outcome is unknown.
     const loaded = this.loading !== null;
     await this.ensureLoaded(meta.payment_id);
-    if (loaded && meta.pending_since !== null) {
-      await this.relay(); // what is known committed goes out even if Cosmos fails the read
-      await this.syncTail();
-    }
+    await this.relay(); // what is known committed goes out even if Cosmos fails the read below
+    if (loaded && meta.pending_since !== null) await this.syncTail();
     if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
-    await this.relay();
     this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
     await this.redeliverOverdue();
     const progressAt = this.meta()?.progress_at ?? Date.now();

@@ -30,6 +30,10 @@ async function wrapStore(stub: DurableObjectStub<PaymentObject>, overrides: (rea
   });
 }
 
+/** The versions in the object's own copy of its stream. */
+const copyVersions = (stub: DurableObjectStub<PaymentObject>) =>
+  runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray().map((r) => r.version));
+
 /** Records every version the object reads Cosmos from. */
 async function readsFrom(stub: DurableObjectStub<PaymentObject>) {
   const from: number[] = [];
@@ -69,8 +73,7 @@ describe("the payment's object", () => {
     expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
     // From its last event: the same query proves Cosmos still holds what the copy holds.
     expect(from).toEqual([4]);
-    const copy = await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray());
-    expect(copy.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(await copyVersions(stub)).toEqual([1, 2, 3, 4]);
   });
 
   it("after eviction, drops a copy that Cosmos no longer holds (a container restored under it) and serves what Cosmos holds", async () => {
@@ -90,8 +93,7 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
     expect(from).toEqual([5, 1]);
     expect(await stub.relayStatus(payment.id)).toMatchObject({ ok: true, body: { version: 4, relayedVersion: 4, undelivered: [] } });
-    const copy = await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray());
-    expect(copy.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(await copyVersions(stub)).toEqual([1, 2, 3, 4]);
     // The next command appends version 5 for real, and it is relayed and delivered.
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
     await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });

@@ -69,6 +69,8 @@ export class PaymentObject extends DurableObject<Env> {
   private queueLagMs = 0;
   private queueTail: Promise<unknown> = Promise.resolve();
   private alarmAt: number | null | undefined;
+  /** The meta row, read once and then written through (the object is its storage's only writer). */
+  private metaRow: Meta | null | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
   readonly crashPoints = new Set<ArmedCrash>();
 
@@ -290,7 +292,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (Date.now() - progressAt >= this.backedOff("watchdog", this.svc.config.WATCHDOG_MS)) {
       const redriven = await this.redriveDue(false);
       if (redriven > 0) log("warn", "watchdog re-drove a payment", { paymentId: meta.payment_id, redriven, version: this.version, idleMs: Date.now() - progressAt });
-      this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+      this.updateMeta({ progress_at: Date.now() });
       this.backOff("watchdog");
     }
     await this.scheduleAlarm();
@@ -499,7 +501,7 @@ export class PaymentObject extends DurableObject<Env> {
       copy = [];
       this.ctx.storage.sql.exec("DELETE FROM events");
       this.ctx.storage.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
-      this.ctx.storage.sql.exec("UPDATE meta SET relayed_version = MIN(relayed_version, ?)", version);
+      this.updateMeta({ relayed_version: Math.min(this.meta()!.relayed_version, version) });
     }
     this.keep(tail);
     const docs = [...copy, ...tail];
@@ -538,7 +540,7 @@ export class PaymentObject extends DurableObject<Env> {
     for (const u of replayed.unreadable)
       log("warn", "unreadable event", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
     if (docs.length > 0) {
-      this.ctx.storage.sql.exec("UPDATE meta SET progress_at = ?", Date.now());
+      this.updateMeta({ progress_at: Date.now() });
       this.ctx.storage.kv.delete("watchdog-round");
     }
   }
@@ -591,7 +593,7 @@ export class PaymentObject extends DurableObject<Env> {
     const last = batch.at(-1)!.stream.version;
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
-    this.ctx.storage.sql.exec("UPDATE meta SET relayed_version = MAX(relayed_version, ?)", last);
+    this.updateMeta({ relayed_version: Math.max(this.meta()!.relayed_version, last) });
     this.ctx.storage.kv.put("relayed-at", Date.now());
   }
 
@@ -660,15 +662,26 @@ export class PaymentObject extends DurableObject<Env> {
   // ---- small helpers ----
 
   private meta(): Meta | null {
-    return this.ctx.storage.sql.exec<Meta>("SELECT payment_id, relayed_version, pending_since, progress_at FROM meta").toArray()[0] ?? null;
+    if (this.metaRow === undefined)
+      this.metaRow = this.ctx.storage.sql.exec<Meta>("SELECT payment_id, relayed_version, pending_since, progress_at FROM meta").toArray()[0] ?? null;
+    return this.metaRow;
+  }
+
+  private updateMeta(change: Partial<Omit<Meta, "payment_id">>) {
+    const columns = Object.keys(change);
+    this.ctx.storage.sql.exec(`UPDATE meta SET ${columns.map((c) => `${c} = ?`).join(", ")}`, ...Object.values(change));
+    const meta = this.meta();
+    if (meta) this.metaRow = { ...meta, ...change };
   }
 
   private remember(paymentId: string) {
+    if (this.meta()) return;
     this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, Date.now());
+    this.metaRow = undefined;
   }
 
   private setPending(since: number | null) {
-    this.ctx.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
+    this.updateMeta({ pending_since: since });
   }
 
   private stepRow(triggerId: string) {

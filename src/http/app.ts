@@ -50,7 +50,7 @@ app.get("/health", async (c) => {
     await services(c.env).store.ping();
     return c.json({ status: "ok" });
   } catch (e) {
-    log("error", "health check failed", { requestId: c.var.requestId, error: String(e) });
+    log("error", "health check failed", { requestId: c.get("requestId"), error: String(e) });
     return c.json({ status: "unavailable" }, 503);
   }
 });
@@ -100,16 +100,16 @@ app.use("/admin/*", requestGuards);
 app.use("/api/*", async (c, next) => {
   // The live WebSocket carries a signed ticket instead of a key (browsers cannot set headers on WebSockets).
   if (c.req.method === "GET" && /^\/api\/payments\/[^/]+\/live$/.test(c.req.path)) return next();
-  const merchantId = await merchantOf(c.var.config, bearer(c.req.header("authorization")));
+  const merchantId = await merchantOf(c.get("config"), bearer(c.req.header("authorization")));
   if (!merchantId) return problem(c, "unauthorized");
   const { success } = await c.env.MERCHANT_RATE_LIMIT.limit({ key: merchantId });
-  if (!success) return problem(c, "rate_limited", { retryAfterSeconds: c.var.config.RATE_LIMIT_PERIOD_SECONDS });
-  c.set("caller", { merchantId, requestId: c.var.requestId });
+  if (!success) return problem(c, "rate_limited", { retryAfterSeconds: c.get("config").RATE_LIMIT_PERIOD_SECONDS });
+  c.set("caller", { merchantId, requestId: c.get("requestId") });
   await next();
 });
 
 app.use("/admin/*", async (c, next) => {
-  if (!(await isAdmin(c.var.config, bearer(c.req.header("authorization"))))) return problem(c, "unauthorized");
+  if (!(await isAdmin(c.get("config"), bearer(c.req.header("authorization"))))) return problem(c, "unauthorized");
   await next();
 });
 
@@ -130,9 +130,9 @@ app.onError((err, c) => {
   // The event store failing a read (an object loading its stream cold) is as retryable as a failed append. The
   // error crossed RPC from the payment's object, which keeps its name and message but not its class.
   if (error.startsWith("EventStoreError")) {
-    log("warn", "event store unavailable", { requestId: c.var.requestId, error });
+    log("warn", "event store unavailable", { requestId: c.get("requestId"), error });
     return problem(c, "store_unavailable", { detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 });
   }
-  log("error", "unhandled error", { requestId: c.var.requestId, error });
+  log("error", "unhandled error", { requestId: c.get("requestId"), error });
   return problem(c, "internal_error");
 });

@@ -60,7 +60,8 @@ export function route<R extends RouteConfig>(app: OpenAPIHono<AppEnv>, config: R
 }
 
 async function createPayment(c: Context<AppEnv>, body: { amount: number; currency: string; metadata?: Record<string, string> }) {
-  const { config, caller } = c.var;
+  const config = c.get("config");
+  const caller = c.get("caller");
   const valid = validateAmount(config, body.amount, body.currency);
   if (!valid.ok) return { ok: false as const, response: problem(c, "validation_failed", { errors: valid.errors }) };
   const key = c.req.header("idempotency-key") ?? null;
@@ -104,7 +105,7 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     const { atVersion, asOf } = c.req.valid("query");
-    const reply = await c.env.PAYMENTS.getByName(id).get(c.var.caller, id, { ...(atVersion ? { atVersion } : {}), ...(asOf ? { asOf } : {}) });
+    const reply = await c.env.PAYMENTS.getByName(id).get(c.get("caller"), id, { ...(atVersion ? { atVersion } : {}), ...(asOf ? { asOf } : {}) });
     return answer(c, reply);
   },
 );
@@ -125,7 +126,7 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     const { fromVersion, limit } = c.req.valid("query");
-    return answer(c, await c.env.PAYMENTS.getByName(id).history(c.var.caller, id, fromVersion, limit));
+    return answer(c, await c.env.PAYMENTS.getByName(id).history(c.get("caller"), id, fromVersion, limit));
   },
 );
 
@@ -143,7 +144,7 @@ route(
     const { id } = c.req.valid("param");
     const { reason } = (c.req.valid("json") ?? {}) as z.infer<typeof cancelBody>;
     const key = c.req.header("idempotency-key") ?? null;
-    return answer(c, await c.env.PAYMENTS.getByName(id).cancel(c.var.caller, id, reason ?? null, key));
+    return answer(c, await c.env.PAYMENTS.getByName(id).cancel(c.get("caller"), id, reason ?? null, key));
   },
 );
 
@@ -160,9 +161,9 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     const { amount } = c.req.valid("json");
-    if (amount > c.var.config.MAX_AMOUNT) return problem(c, "validation_failed", { errors: { amount: [`amount must be at most ${c.var.config.MAX_AMOUNT}`] } });
+    if (amount > c.get("config").MAX_AMOUNT) return problem(c, "validation_failed", { errors: { amount: [`amount must be at most ${c.get("config").MAX_AMOUNT}`] } });
     const key = c.req.header("idempotency-key") ?? null;
-    return answer(c, await c.env.PAYMENTS.getByName(id).refund(c.var.caller, id, amount, key));
+    return answer(c, await c.env.PAYMENTS.getByName(id).refund(c.get("caller"), id, amount, key));
   },
 );
 
@@ -178,7 +179,7 @@ route(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    return answer(c, await c.env.PAYMENTS.getByName(id).refunds(c.var.caller, id), (refunds) => ({ refunds }));
+    return answer(c, await c.env.PAYMENTS.getByName(id).refunds(c.get("caller"), id), (refunds) => ({ refunds }));
   },
 );
 
@@ -197,6 +198,6 @@ route(
   }),
   async (c) => {
     const q = c.req.valid("query");
-    return c.json(await list(c.env.READ_MODEL, { ...q, merchantId: c.var.caller.merchantId }), 200);
+    return c.json(await list(c.env.READ_MODEL, { ...q, merchantId: c.get("caller").merchantId }), 200);
   },
 );

@@ -131,8 +131,9 @@ describe("the payment's object", () => {
     const pendingSince = Date.now() - 5000;
     await emulator.fault({ kind: "query", mode: "503", count: 10_000 });
     try {
-      await runInDurableObject(stub, async (_: PaymentObject, state) => {
+      await runInDurableObject(stub, async (instance: PaymentObject, state) => {
         state.storage.sql.exec("UPDATE meta SET pending_since = ?", pendingSince);
+        (instance as unknown as { metaRow: unknown }).metaRow = undefined; // the object keeps its meta row in memory
         await state.storage.setAlarm(Date.now());
       });
       // The alarms keep firing (RELAY_CHECK_MS is 200 here, doubled per failed round), each failing and re-arming.

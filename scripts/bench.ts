@@ -180,6 +180,18 @@ await withStack("cosmos", {}, async (stack, client) => {
   say(`no-op p50 ${figures.noopP50Ms} ms; create p50/p95/p99 ${figures.createP50Ms}/${figures.createP95Ms}/${figures.createP99Ms} ms (c=1), ${figures.create16P50Ms}/${figures.create16P95Ms}/${figures.create16P99Ms} ms (c=16)`);
   // Let those payments finish, so that the next measurement starts on a quiet system.
   await waitAll(client, ids, (p) => p.status === "completed", 300_000, 500);
+  // Evidence for the create target, not the figure it is judged on: creates sent back to back share the one local
+  // workerd thread with the lifecycles of the payments before them (on Cloudflare, other isolates run those).
+  // Here each create waits until the payment before it completed, so nothing else runs beside it.
+  const createIdle: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const [ms, p] = await timed(() => createPayment(client, 1 + i / 100));
+    createIdle.push(ms);
+    await waitAll(client, [p.id], (x) => x.status === "completed", 30_000, 20);
+  }
+  distributions["create, nothing else running"] = createIdle;
+  Object.assign(figures, { createIdleP50Ms: round(percentile(createIdle, 50), 2), createIdleP95Ms: round(percentile(createIdle, 95), 2) });
+  say(`create with nothing else running (each after the previous payment completed): p50/p95 ${figures.createIdleP50Ms}/${figures.createIdleP95Ms} ms`);
 
   // 2. Lifecycle latency at a fixed arrival rate of 5 payments/s, from the stages' own timestamps; and what each
   // payment costs in Cosmos requests at that steady rate (4. below gives the same under a backlog).
@@ -352,7 +364,9 @@ Create latency: \`floorCreateP50Ms\` is the platform's floor for a durable creat
 Worker of a few lines (\`scripts/bench-floor\`) whose new SQLite-backed Durable Object writes an outbox row, sets an
 alarm, makes one request to a local echo server, writes again and moves the alarm, with no authentication,
 validation, Cosmos SDK or queue. \`floorOverNoopMs\` is that floor over its own no-op; \`createOverNoopMs\` is ours.
-The create benchmark also runs while earlier payments' lifecycles share the one workerd thread with it.
+The create benchmark also runs while earlier payments' lifecycles share the one workerd thread with it;
+\`createIdleP50Ms\` is the same create sent only once the payment before it completed, so that nothing else runs
+beside it (evidence only: the target is judged on \`createP50Ms\`).
 
 Cosmos cost: \`sprocPerPayment\` and \`cosmosRequestsPerPayment\` are counted over the 5 payments/s run (a steady
 rate); \`backlogCosmosRequestsPerPayment\` over the 1,000-payment backlog. \`other\` is the query plan that

@@ -77,14 +77,40 @@ function memorySampler(stack: Stack) {
 async function throughput(stack: Stack, client: Client, label: string) {
   await resetCounters(stack);
   const memory = memorySampler(stack);
+  const since = new Date().toISOString();
   const created = await pool(backlog, 32, (i) => createPayment(client, 10 + (i % 500) / 100));
-  const done = await waitAll(client, created.map((p) => p.id), (p) => p.status === "completed", 600_000, 500);
+  const done = await completedInList(client, new Set(created.map((p) => p.id)), since, 600_000);
+  const counters = await emulatorCounters(stack);
   const peaks = memory.stop();
+  // A completed payment's newest stage is its completion.
   const first = Math.min(...done.map((p) => Date.parse(p.initiatedAt)));
-  const last = Math.max(...done.map((p) => Date.parse(p.completedAt!)));
+  const last = Math.max(...done.map((p) => Date.parse(p.updatedAt)));
   const perSecond = backlog / ((last - first) / 1000);
   say(`${label}: ${backlog} payments completed in ${round((last - first) / 1000)} s = ${round(perSecond)} payments/s`);
-  return { perSecond, counters: await emulatorCounters(stack), peaks };
+  return { perSecond, counters, peaks };
+}
+
+/**
+ * Waits until every payment in `ids` is listed as completed. It reads the payments list (the read model), never the
+ * payments themselves: reading a payment whose idle object was evicted loads it from Cosmos, and those reads would
+ * be the benchmark's, counted as the pipeline's.
+ */
+async function completedInList(client: Client, ids: Set<string>, since: string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const done: { id: string; initiatedAt: string; updatedAt: string }[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await call(client, `/api/payments?status=completed&createdFrom=${encodeURIComponent(since)}&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      if (res.status !== 200) throw new Error(`the payments list answered ${res.status}`);
+      const page = res.body as { data: { id: string; initiatedAt: string; updatedAt: string }[]; nextCursor: string | null };
+      done.push(...page.data.filter((p) => ids.has(p.id)));
+      cursor = page.nextCursor;
+    } while (cursor);
+    if (done.length === ids.size) return done;
+    if (Date.now() > deadline) throw new Error(`${ids.size - done.length} of ${ids.size} payments not completed at the deadline`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 function cdfSvg(series: Record<string, number[]>) {
@@ -369,7 +395,8 @@ The create benchmark also runs while earlier payments' lifecycles share the one 
 beside it (evidence only: the target is judged on \`createP50Ms\`).
 
 Cosmos cost: \`sprocPerPayment\` and \`cosmosRequestsPerPayment\` are counted over the 5 payments/s run (a steady
-rate); \`backlogCosmosRequestsPerPayment\` over the 1,000-payment backlog. \`other\` is the query plan that
+rate); \`backlogCosmosRequestsPerPayment\` over the 1,000-payment backlog, whose completion the benchmark
+watches through the payments list (the read model), so that its own reads add no Cosmos request. \`other\` is the query plan that
 @azure/cosmos 4.10 requests beside every query (in parallel with it); \`query\` comes from cold objects loading their
 stream once: under a backlog, payments wait in the queue long enough for local workerd to evict their idle objects.
 

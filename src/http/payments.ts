@@ -161,7 +161,8 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     const { amount } = c.req.valid("json");
-    if (amount > c.get("config").MAX_AMOUNT) return problem(c, "validation_failed", { errors: { amount: [`amount must be at most ${c.get("config").MAX_AMOUNT}`] } });
+    const max = c.get("config").MAX_AMOUNT;
+    if (amount > max) return problem(c, "validation_failed", { errors: { amount: [`amount must be at most ${max}`] } });
     const key = c.req.header("idempotency-key") ?? null;
     return answer(c, await c.env.PAYMENTS.getByName(id).refund(c.get("caller"), id, amount, key));
   },

@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, emulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, emulator, forgetMetaRow, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -133,7 +133,7 @@ describe("the payment's object", () => {
     try {
       await runInDurableObject(stub, async (instance: PaymentObject, state) => {
         state.storage.sql.exec("UPDATE meta SET pending_since = ?", pendingSince);
-        (instance as unknown as { metaRow: unknown }).metaRow = undefined; // the object keeps its meta row in memory
+        forgetMetaRow(instance);
         await state.storage.setAlarm(Date.now());
       });
       // The alarms keep firing (RELAY_CHECK_MS is 200 here, doubled per failed round), each failing and re-arming.

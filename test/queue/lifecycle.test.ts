@@ -7,7 +7,7 @@ import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.
 import worker from "../../src/index.ts";
 import type { PaymentResource } from "../../src/payment/resource.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, forgetMetaRow, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -146,7 +146,7 @@ describe("the watchdog", () => {
       const o = instance as unknown as Exposed;
       o.env = { ...o.env, EVENTS: env.EVENTS };
       state.storage.sql.exec("UPDATE meta SET progress_at = 0");
-      (o as unknown as { metaRow: unknown }).metaRow = undefined; // the object keeps its meta row in memory
+      forgetMetaRow(o);
     });
     expect((await api(`/api/payments/${id}`)).body.status).toBe("initiated");
     expect(await runDurableObjectAlarm(stub)).toBe(true);

@@ -398,7 +398,9 @@ Cosmos cost: \`sprocPerPayment\` and \`cosmosRequestsPerPayment\` are counted ov
 rate); \`backlogCosmosRequestsPerPayment\` over the 1,000-payment backlog, whose completion the benchmark
 watches through the payments list (the read model), so that its own reads add no Cosmos request. \`other\` is the query plan that
 @azure/cosmos 4.10 requests beside every query (in parallel with it); \`query\` comes from cold objects loading their
-stream once: under a backlog, payments wait in the queue long enough for local workerd to evict their idle objects.
+stream once. An object holds itself in memory while its lifecycle is in flight (\`WARM_HOLD_MS\`), so a step that
+waited in the backlog's queue finds it warm; without that hold, local workerd evicts objects idle for 10 s and most
+steps under the backlog met a cold object (one query + one query plan each).
 
 Memory: \`workerPeakMiB\` is the resident memory of \`wrangler dev\` and its workerd processes at their peak during the
 backlog run; \`emulatorPeakMiB\` is the benchmark's own Node process, which hosts the emulator, the simulator and the

@@ -61,6 +61,13 @@ export const configSchema = z.object({
   /** A payment that has not progressed for this long is re-driven. */
   WATCHDOG_MS: ms(120_000),
   /**
+   * While a payment's lifecycle is in flight (a step due, a delivery unconfirmed, an append unsettled), its object
+   * keeps a timer pending for this long after its last activity. A pending timer keeps a Durable Object in memory
+   * (compatibility date 2026-10-01 or later), so the next step finds it warm: one Cosmos request, not a reload of the
+   * stream. 0 lets the platform evict idle objects (after about 10 s locally, 70-140 s on Cloudflare).
+   */
+  WARM_HOLD_MS: ms(300_000),
+  /**
    * Redelivery and the watchdog also wait at least twice the queue's lag last observed by its consumer, while that
    * observation is younger than this (a backlog is not loss: re-sending into it only deepens it).
    */

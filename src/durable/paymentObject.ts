@@ -69,6 +69,8 @@ export class PaymentObject extends DurableObject<Env> {
   private queueLagMs = 0;
   private queueTail: Promise<unknown> = Promise.resolve();
   private alarmAt: number | null | undefined;
+  /** Pending while the lifecycle is in flight: keeps the object in memory between its steps (see WARM_HOLD_MS). */
+  private warmHold: ReturnType<typeof setTimeout> | undefined;
   /** The meta row, read once and then written through (the object is its storage's only writer). */
   private metaRow: Meta | null | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
@@ -652,11 +654,19 @@ export class PaymentObject extends DurableObject<Env> {
     if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
+    this.holdWarm(at !== null);
     if (at === null) this.ctx.storage.kv.delete("alarm-round");
     if (at === this.alarmAt) return;
     if (at === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(at);
     this.alarmAt = at;
+  }
+
+  /** Anything scheduled means the lifecycle is in flight: stay in memory until WARM_HOLD_MS after the last activity. */
+  private holdWarm(inFlight: boolean) {
+    clearTimeout(this.warmHold);
+    const holdMs = this.svc.config.WARM_HOLD_MS;
+    this.warmHold = inFlight && holdMs > 0 ? setTimeout(() => (this.warmHold = undefined), holdMs) : undefined;
   }
 
   // ---- small helpers ----

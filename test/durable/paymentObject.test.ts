@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, emulator, forgetMetaRow, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, emulator, forgetMetaRow, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -176,6 +176,22 @@ describe("the payment's object", () => {
     expect(after.refundedAmount).toBe(50);
     const v = await versions(payment.id);
     expect(v).toEqual(v.map((_, i) => i + 1));
+  });
+
+  it("holds itself in memory (a pending timer) while its lifecycle is in flight, and lets go once nothing is due", async () => {
+    const held = (stub: DurableObjectStub<PaymentObject>) =>
+      runInDurableObject(stub, (instance: PaymentObject) => (instance as unknown as { warmHold: unknown }).warmHold !== undefined);
+    await simulator.settings({ latencyMs: 1000 });
+    let payment;
+    try {
+      payment = await createPayment({ amount: 205, currency: "GBP" });
+      expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(true);
+    } finally {
+      await simulator.settings({ latencyMs: 0 });
+    }
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    // Released once the consumer has confirmed the last delivery: nothing is due, the platform may evict it.
+    await vi.waitFor(async () => expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(false), { timeout: 10_000, interval: 50 });
   });
 
   it("answers 409 with a clear code when appends keep conflicting", async () => {

@@ -16,6 +16,11 @@ export class Floor extends DurableObject {
     return true;
   }
 
+  /** Nothing at all: what it costs to start a new object and call it once. */
+  async touch() {
+    return true;
+  }
+
   async alarm() {}
 }
 
@@ -23,6 +28,7 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     if (url.pathname === "/noop") return new Response("ok");
+    if (url.pathname === "/touch") return Response.json(await env.OBJECTS.getByName(crypto.randomUUID()).touch());
     if (url.pathname === "/create") return Response.json(await env.OBJECTS.getByName(crypto.randomUUID()).create(url.searchParams.get("echo")));
     return new Response("not found", { status: 404 });
   },

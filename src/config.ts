@@ -64,9 +64,12 @@ export const configSchema = z.object({
    * While a payment's lifecycle is in flight (a step due, a delivery unconfirmed, an append unsettled), its object
    * keeps a timer pending for this long after its last activity. A pending timer keeps a Durable Object in memory
    * (compatibility date 2026-10-01 or later), so the next step finds it warm: one Cosmos request, not a reload of the
-   * stream. 0 lets the platform evict idle objects (after about 10 s locally, 70-140 s on Cloudflare).
+   * stream. The price: a held object cannot hibernate, so Cloudflare bills its duration (128 MB) while it waits; in
+   * steady traffic the waits are milliseconds, under a backlog they are the queue's lag. 60 s stays within the
+   * 70-140 s for which the platform keeps any idle object that cannot hibernate. 0 lets idle objects hibernate after
+   * 10 s (as local workerd does), so a step that waited longer reloads the stream.
    */
-  WARM_HOLD_MS: ms(300_000),
+  WARM_HOLD_MS: ms(60_000),
   /**
    * Redelivery and the watchdog also wait at least twice the queue's lag last observed by its consumer, while that
    * observation is younger than this (a backlog is not loss: re-sending into it only deepens it).

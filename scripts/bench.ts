@@ -393,7 +393,7 @@ Worker of a few lines (\`scripts/bench-floor\`) whose new SQLite-backed Durable 
 alarm, makes one request to a local echo server, writes again and moves the alarm, with no authentication,
 validation, Cosmos SDK or queue. \`floorOverNoopMs\` is that floor over its own no-op; \`createOverNoopMs\` is ours.
 \`floorNewObjectOverNoopMs\` is what starting a new object and calling it once costs, with no storage and no request:
-one Durable Object per payment means every create pays it, and it takes most of the 15 ms budget before any work.
+one Durable Object per payment means every create pays it, before any work; compare it with the 15 ms budget.
 The create benchmark also runs while earlier payments' lifecycles share the one workerd thread with it;
 \`createIdleP50Ms\` is the same create sent only once the payment before it completed, so that nothing else runs
 beside it (evidence only: the target is judged on \`createP50Ms\`).

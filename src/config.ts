@@ -61,13 +61,9 @@ export const configSchema = z.object({
   /** A payment that has not progressed for this long is re-driven. */
   WATCHDOG_MS: ms(120_000),
   /**
-   * While a payment's lifecycle is in flight (a step due, a delivery unconfirmed, an append unsettled), its object
-   * keeps a timer pending for this long after its last activity. A pending timer keeps a Durable Object in memory
-   * (compatibility date 2026-10-01 or later), so the next step finds it warm: one Cosmos request, not a reload of the
-   * stream. The price: a held object cannot hibernate, so Cloudflare bills its duration (128 MB) while it waits; in
-   * steady traffic the waits are milliseconds, under a backlog they are the queue's lag. 60 s stays within the
-   * 70-140 s for which the platform keeps any idle object that cannot hibernate. 0 lets idle objects hibernate after
-   * 10 s (as local workerd does), so a step that waited longer reloads the stream.
+   * While a payment's lifecycle is in flight, its object keeps a timer pending for this long after its last command or
+   * delivery, which keeps it in memory (and billed) instead of hibernating after 10 s idle. 0 turns it off. The trade
+   * is in the README ("One writer per payment").
    */
   WARM_HOLD_MS: ms(60_000),
   /**

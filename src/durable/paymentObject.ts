@@ -227,11 +227,12 @@ export class PaymentObject extends DurableObject<Env> {
       await this.ensureLoaded(paymentId);
       if (this.state.status === "none") return failure("payment_not_found", "no such payment");
       const redriven = await this.redriveDue(true);
+      if (redriven > 0) this.holdWarm(true); // its re-published triggers are on their way
       return { ok: true, status: 202, body: { redriven } };
     });
   }
 
-  /** The live WebSocket (the Worker checked the ticket): accepted with the hibernation API, so idle sockets cost nothing. */
+  /** The live WebSocket (the Worker checked the ticket): accepted with the hibernation API, so idle sockets cost nothing (unless the warm hold keeps the object awake). */
   override async fetch(request: Request): Promise<Response> {
     const caller = { merchantId: request.headers.get("x-merchant-id") ?? "", requestId: "live" };
     const owned = await this.owned(caller, request.headers.get("x-payment-id") ?? "");
@@ -297,7 +298,9 @@ export class PaymentObject extends DurableObject<Env> {
       this.updateMeta({ progress_at: Date.now() });
       this.backOff("watchdog");
     }
-    await this.scheduleAlarm();
+    // The object's own recovery rounds never extend its warm hold: a payment stuck on a lost delivery would stay
+    // in memory (billed) for good. Only commands and deliveries do.
+    await this.scheduleAlarm({ activity: false });
   }
 
   // ---- the command path ----
@@ -645,7 +648,7 @@ export class PaymentObject extends DurableObject<Env> {
     }
   }
 
-  private async scheduleAlarm() {
+  private async scheduleAlarm({ activity } = { activity: true }) {
     const meta = this.meta();
     if (!meta) return;
     const c = this.svc.config;
@@ -654,7 +657,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
-    this.holdWarm(at !== null);
+    if (at === null || activity) this.holdWarm(at !== null);
     if (at === null) this.ctx.storage.kv.delete("alarm-round");
     if (at === this.alarmAt) return;
     if (at === null) await this.ctx.storage.deleteAlarm();
@@ -662,7 +665,7 @@ export class PaymentObject extends DurableObject<Env> {
     this.alarmAt = at;
   }
 
-  /** Anything scheduled means the lifecycle is in flight: stay in memory until WARM_HOLD_MS after the last activity. */
+  /** Anything scheduled means the lifecycle is in flight: stay in memory until WARM_HOLD_MS after the last command or delivery. */
   private holdWarm(inFlight: boolean) {
     clearTimeout(this.warmHold);
     const holdMs = this.svc.config.WARM_HOLD_MS;

@@ -1,4 +1,4 @@
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { EventStore } from "../../src/core/eventStore.ts";
@@ -10,6 +10,9 @@ import { api, createPayment, emulator, forgetMetaRow, simulator, store, waitForP
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
+/** Whether the object holds itself in memory (its warm-hold timer is pending). */
+const held = (stub: DurableObjectStub<PaymentObject>) =>
+  runInDurableObject(stub, (instance: PaymentObject) => (instance as unknown as { warmHold: unknown }).warmHold !== undefined);
 const versions = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.stream.version);
 const types = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.eventType);
 
@@ -179,8 +182,6 @@ describe("the payment's object", () => {
   });
 
   it("holds itself in memory (a pending timer) while its lifecycle is in flight, and lets go once nothing is due", async () => {
-    const held = (stub: DurableObjectStub<PaymentObject>) =>
-      runInDurableObject(stub, (instance: PaymentObject) => (instance as unknown as { warmHold: unknown }).warmHold !== undefined);
     await simulator.settings({ latencyMs: 1000 });
     let payment;
     try {
@@ -192,6 +193,21 @@ describe("the payment's object", () => {
     await waitForPayment(payment.id, (p) => p.status === "completed");
     // Released once the consumer has confirmed the last delivery: nothing is due, the platform may evict it.
     await vi.waitFor(async () => expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(false), { timeout: 10_000, interval: 50 });
+  });
+
+  it("is not held in memory by its own recovery alarm: a payment waiting on a lost delivery can hibernate", async () => {
+    const payment = await createPayment({ amount: 206, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await vi.waitFor(async () => expect(await held(stub)).toBe(false), { timeout: 10_000, interval: 50 });
+    // The Completed message's delivery is forgotten, as if the message had been lost; the alarm checks on it.
+    await runInDurableObject(stub, (_: PaymentObject, state) => {
+      state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
+      return state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await stub.relayStatus(payment.id)).toMatchObject({ ok: true, body: { undelivered: [4] } });
+    expect(await held(stub)).toBe(false);
   });
 
   it("answers 409 with a clear code when appends keep conflicting", async () => {

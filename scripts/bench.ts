@@ -317,6 +317,14 @@ await withStack("cosmos", {}, async (stack, client) => {
         await store.append(s, version, [encode(s, version + 1, { type: "RefundRequested", data: { RefundId: `regis-${sample}`, Amount: 0.01, Timestamp: at } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null })]);
       });
       regis.push(regisMs);
+      // The refund's lifecycle step (and that of Regis Pay's refund, if the object's append meets it) appends to
+      // Cosmos later: let it finish, so that it is not counted as the next sample's command.
+      const settled = await until(async () => {
+        const { refunds } = (await call(client, `/api/payments/${id}/refunds`)).body as { refunds: { status: string }[] };
+        const relay = (await call(admin, `/admin/payments/${id}/relay`)).body as { version: number; relayedVersion: number; undelivered: number[] };
+        return refunds.every((r) => r.status !== "pending") && relay.relayedVersion === relay.version && relay.undelivered.length === 0;
+      }, 30_000, 50);
+      if (!settled) throw new Error(`the refunds of ${id} did not settle`);
     }
     figures[`warmCommandP50Ms_${length}`] = round(percentile(warm, 50), 2);
     figures[`regisCommandP50Ms_${length}`] = round(percentile(regis, 50), 2);

@@ -272,6 +272,16 @@ await withStack("cosmos", {}, async (stack, client) => {
   const store = new CosmosEventStore(cosmos.database("regis-pay").container("events"));
   const at = new Date().toISOString();
   const providerLatency = (latencyMs: number) => fetch(`${stack.providerUrl}/_sim/settings`, { method: "POST", body: JSON.stringify({ latencyMs }) });
+  const admin: Client = { apiUrl: stack.apiUrl, key: stack.adminKey };
+  /** Waits until the payment has nothing in flight: no refund pending, every event relayed and its delivery confirmed. */
+  const settled = async (id: string) => {
+    const quiet = await until(async () => {
+      const { refunds } = (await call(client, `/api/payments/${id}/refunds`)).body as { refunds: { status: string }[] };
+      const relay = (await call(admin, `/admin/payments/${id}/relay`)).body as { version: number; relayedVersion: number; undelivered: number[] };
+      return refunds.every((r) => r.status !== "pending") && relay.relayedVersion === relay.version && relay.undelivered.length === 0;
+    }, 60_000, 50);
+    if (!quiet) throw new Error(`payment ${id} still had work in flight after 60 s`);
+  };
   for (const length of [10, 100, 1000]) {
     const warm: number[] = [];
     const regis: number[] = [];
@@ -295,12 +305,7 @@ await withStack("cosmos", {}, async (stack, client) => {
       for (let v = 0; v < docs.length; v += 100) await store.append(s, v, docs.slice(v, v + 100));
       await call(client, `/api/payments/${id}`); // the object loads the stream once: from here it is warm
       // Written straight into Cosmos, the stream's events are relayed on that first load: let that drain first.
-      const admin: Client = { apiUrl: stack.apiUrl, key: stack.adminKey };
-      for (;;) {
-        const relay = (await call(admin, `/admin/payments/${id}/relay`)).body as { relayedVersion: number; undelivered: number[] };
-        if (relay.relayedVersion === length && relay.undelivered.length === 0) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await settled(id);
       // The refund's own provider step is held back while the command's Cosmos requests are counted.
       await providerLatency(1000);
       await resetCounters(stack);
@@ -319,12 +324,7 @@ await withStack("cosmos", {}, async (stack, client) => {
       regis.push(regisMs);
       // The refund's lifecycle step (and that of Regis Pay's refund, if the object's append meets it) appends to
       // Cosmos later: let it finish, so that it is not counted as the next sample's command.
-      const settled = await until(async () => {
-        const { refunds } = (await call(client, `/api/payments/${id}/refunds`)).body as { refunds: { status: string }[] };
-        const relay = (await call(admin, `/admin/payments/${id}/relay`)).body as { version: number; relayedVersion: number; undelivered: number[] };
-        return refunds.every((r) => r.status !== "pending") && relay.relayedVersion === relay.version && relay.undelivered.length === 0;
-      }, 30_000, 50);
-      if (!settled) throw new Error(`the refunds of ${id} did not settle`);
+      await settled(id);
     }
     figures[`warmCommandP50Ms_${length}`] = round(percentile(warm, 50), 2);
     figures[`regisCommandP50Ms_${length}`] = round(percentile(regis, 50), 2);

@@ -28,7 +28,8 @@ const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "
 
 async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>): Promise<T> {
   const state = mkdtempSync(join(tmpdir(), `regis-bench-${name}-`));
-  const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars } });
+  const inspectorPort = await claim(0, "wrangler's inspector");
+  const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, inspectorPort, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars } });
   // Interrupted: stop the stack (wrangler runs in its own process group) before exiting.
   const interrupted = () => void stack.stop().finally(() => process.exit(130));
   process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
@@ -44,44 +45,71 @@ async function withStack<T>(name: string, vars: Record<string, string>, run: (st
 const emulatorCounters = async (stack: Stack) => (await (await fetch(`${stack.cosmosUrl}/_emulator/counters`)).json()) as Record<string, number>;
 const resetCounters = (stack: Stack) => fetch(`${stack.cosmosUrl}/_emulator/counters/reset`, { method: "POST" });
 
-/** Resident memory of the Worker runtime (wrangler and its workerd processes) and of this process (emulator, simulator, driver). */
-function memorySampler(stack: Stack) {
-  const peaks = { workerMiB: 0, emulatorMiB: 0 };
-  const rssOf = (pid: string) => {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-      return m ? Number(m[1]) / 1024 : 0;
-    } catch {
-      return 0;
-    }
-  };
-  const sample = () => {
-    let worker = 0;
+/**
+ * Memory under load, sampled every 250 ms: resident memory of the whole `wrangler dev` process group (which includes
+ * development tooling: wrangler's Node process, esbuild's watcher, a proxy workerd), of the workerd process that runs
+ * the Worker alone, the JS heap in use of its isolate (through wrangler's inspector; locally one isolate runs the Worker
+ * and every object, while Cloudflare's 128 MB limit applies per isolate), and this process (emulator, simulator,
+ * driver).
+ */
+async function memorySampler(stack: Stack) {
+  const peaks = { workerMiB: 0, runtimeMiB: 0, heapMiB: 0, emulatorMiB: 0 };
+  const group = () => {
+    const rss: number[] = [];
     for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
       try {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const pgid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-        if (pgid === stack.wranglerPid) worker += rssOf(pid);
+        const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+        if (pgid === stack.wranglerPid && kb) rss.push(Number(kb[1]) / 1024);
       } catch {
         // the process ended while we looked
       }
     }
-    peaks.workerMiB = Math.max(peaks.workerMiB, worker);
-    peaks.emulatorMiB = Math.max(peaks.emulatorMiB, process.memoryUsage().rss / 1024 / 1024);
+    return rss;
   };
-  const timer = setInterval(sample, 250);
-  return { stop: () => (clearInterval(timer), sample(), peaks) };
+  const heapInUse = await inspect(stack.inspectorPort);
+  const sample = async () => {
+    const rss = group();
+    peaks.workerMiB = Math.max(peaks.workerMiB, rss.reduce((a, b) => a + b, 0));
+    // The runtime is the group's largest process under load (measured: ~0.8 MiB per resident object; the tooling is flat).
+    peaks.runtimeMiB = Math.max(peaks.runtimeMiB, ...rss);
+    peaks.emulatorMiB = Math.max(peaks.emulatorMiB, process.memoryUsage().rss / 1024 / 1024);
+    peaks.heapMiB = Math.max(peaks.heapMiB, (await heapInUse()) / 1024 / 1024);
+  };
+  const timer = setInterval(() => void sample(), 250);
+  return { stop: async () => (clearInterval(timer), await sample(), heapInUse.close(), peaks) };
+}
+
+/** The JS heap in use of the Worker's isolate, asked through the DevTools protocol (`Runtime.getHeapUsage`). */
+async function inspect(port: number) {
+  const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { webSocketDebuggerUrl: string }[];
+  // wrangler's inspector proxy refuses a connection without an Origin header (Node's WebSocket takes headers this way).
+  const ws = new WebSocket(targets[0]!.webSocketDebuggerUrl, { headers: { origin: "http://localhost" } } as unknown as string[]);
+  await new Promise((opened, failed) => (ws.addEventListener("open", opened), ws.addEventListener("error", failed)));
+  const waiting = new Map<number, (usedSize: number) => void>();
+  ws.addEventListener("message", (m) => {
+    const reply = JSON.parse(String(m.data)) as { id?: number; result?: { usedSize: number } };
+    if (reply.id !== undefined) waiting.get(reply.id)?.(reply.result?.usedSize ?? 0), waiting.delete(reply.id);
+  });
+  let id = 0;
+  const heapInUse = () =>
+    new Promise<number>((answer) => {
+      waiting.set(++id, answer);
+      ws.send(JSON.stringify({ id, method: "Runtime.getHeapUsage" }));
+    });
+  return Object.assign(heapInUse, { close: () => ws.close() });
 }
 
 /** Completed payments per second for an open backlog: all created as fast as the API takes them, then waited for. */
 async function throughput(stack: Stack, client: Client, label: string) {
   await resetCounters(stack);
-  const memory = memorySampler(stack);
+  const memory = await memorySampler(stack);
   const since = new Date().toISOString();
   const created = await pool(backlog, 32, (i) => createPayment(client, 10 + (i % 500) / 100));
   const done = await completedInList(client, new Set(created.map((p) => p.id)), since, 600_000);
   const counters = await emulatorCounters(stack);
-  const peaks = memory.stop();
+  const peaks = await memory.stop();
   // A completed payment's newest stage is its completion.
   const first = Math.min(...done.map((p) => Date.parse(p.initiatedAt)));
   const last = Math.max(...done.map((p) => Date.parse(p.updatedAt)));
@@ -263,9 +291,11 @@ await withStack("cosmos", {}, async (stack, client) => {
   figures.backlogCosmosRequestsByKind = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, round(v / backlog, 3)]));
   figures.backlogCosmosRequestsPerPayment = round(total / backlog, 3);
   figures.workerPeakMiB = round(run.peaks.workerMiB);
+  figures.workerRuntimePeakMiB = round(run.peaks.runtimeMiB);
+  figures.workerHeapPeakMiB = round(run.peaks.heapMiB);
   figures.emulatorPeakMiB = round(run.peaks.emulatorMiB);
   say(`Cosmos requests per completed payment under the backlog: ${JSON.stringify(figures.backlogCosmosRequestsByKind)} (all kinds ${figures.backlogCosmosRequestsPerPayment})`);
-  say(`peak memory: Worker runtime ${figures.workerPeakMiB} MiB, emulator + simulator + driver ${figures.emulatorPeakMiB} MiB`);
+  say(`peak memory: wrangler dev ${figures.workerPeakMiB} MiB, of which the workerd running the Worker ${figures.workerRuntimePeakMiB} MiB; its isolate's JS heap in use ${figures.workerHeapPeakMiB} MiB; emulator + simulator + driver ${figures.emulatorPeakMiB} MiB`);
 
   // 5. Command cost against stream length: warm Durable Object path vs Regis Pay's method, on the same streams.
   const cosmos = new CosmosClient({ endpoint: stack.cosmosUrl, key: EMULATOR_KEY, connectionPolicy: { enableEndpointDiscovery: false } });
@@ -414,9 +444,14 @@ stream once. An object holds itself in memory while its lifecycle is in flight (
 waited in the backlog's queue finds it warm; without that hold, local workerd evicts objects idle for 10 s and most
 steps under the backlog met a cold object (one query + one query plan each).
 
-Memory: \`workerPeakMiB\` is the resident memory of \`wrangler dev\` and its workerd processes at their peak during the
-backlog run; \`emulatorPeakMiB\` is the benchmark's own Node process, which hosts the emulator, the simulator and the
-load driver.
+Memory, at the peak of the backlog run: \`workerPeakMiB\` is the resident memory of the whole \`wrangler dev\` process
+group, much of it development tooling (wrangler's Node process, esbuild's watcher and a proxy workerd: ~570 MiB
+together, flat under load); \`workerRuntimePeakMiB\` is the workerd process that runs the Worker and its objects,
+which grows with the objects resident at once (~0.8 MiB each, native memory, not JS heap: the objects and their SQLite
+databases; a probe with 1,000 payments took it from 156 to 944 MiB, and it stayed there once the objects were idle);
+\`workerHeapPeakMiB\` is the JS heap in use of the Worker's isolate, which locally runs the Worker and every object
+together (on Cloudflare, the 128 MB memory limit applies to each isolate, and objects are spread over many);
+\`emulatorPeakMiB\` is the benchmark's own Node process, which hosts the emulator, the simulator and the load driver.
 
 ![Latency distributions](public/docs/benchmark-latency.svg)
 `,

@@ -21,6 +21,8 @@ export type StackOptions = {
   dataDir?: string;
   /** wrangler's local state (Durable Object SQLite, D1), its `--persist-to`. Default `.wrangler/state`. */
   persistTo?: string;
+  /** wrangler dev's inspector (DevTools protocol) port; wrangler's default (9229) without it. */
+  inspectorPort?: number;
   /** A wrangler.toml environment (`--env`), e.g. "load"; the top level without it. */
   wranglerEnv?: string;
   database?: string;
@@ -50,6 +52,8 @@ export type Stack = {
   readonly wranglerPid: number;
   /** wrangler's output. */
   logFile: string;
+  /** wrangler dev's inspector (DevTools protocol) port. */
+  inspectorPort: number;
   stop(): Promise<void>;
   /** Restarts wrangler dev on the same state with these vars changed (`undefined` unsets one: its default again). */
   restartWorker(vars?: Record<string, string | undefined>): Promise<void>;
@@ -241,7 +245,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const apiUrl = `http://${host}:${apiPort}`;
     /** Starts `wrangler dev` and waits until it answers GET /health with 200. */
     const startDev = async () => {
-      const dev = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false"]);
+      const inspector = opts.inspectorPort === undefined ? [] : ["--inspector-port", String(opts.inspectorPort)];
+      const dev = wrangler(["dev", "--ip", host, "--port", String(apiPort), "--env-file", envFile, "--show-interactive-dev-session=false", ...inspector]);
       const deadline = Date.now() + startTimeoutMs;
       let last = "no answer";
       const healthy = await until(
@@ -282,6 +287,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         return dev.pid;
       },
       logFile,
+      inspectorPort: opts.inspectorPort ?? 9229,
       stop: () => (stopping ??= stopAll()),
       /** Restarts only the Worker runtime, on the same state and ports, with these vars changed. */
       async restartWorker(vars: Record<string, string | undefined> = {}) {

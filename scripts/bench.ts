@@ -445,7 +445,7 @@ waited in the backlog's queue finds it warm; without that hold, local workerd ev
 steps under the backlog met a cold object (one query + one query plan each).
 
 Memory, at the peak of the backlog run: \`workerPeakMiB\` is the resident memory of the whole \`wrangler dev\` process
-group, much of it development tooling (wrangler's Node process, esbuild's watcher and a proxy workerd: ~570 MiB
+group, much of it development tooling (wrangler's Node process, esbuild's watcher and a proxy workerd: 0.6–0.7 GiB
 together, flat under load); \`workerRuntimePeakMiB\` is the workerd process that runs the Worker and its objects,
 which grows with the objects resident at once (~0.8 MiB each, native memory, not JS heap: the objects and their SQLite
 databases; a probe with 1,000 payments took it from 156 to 944 MiB, and it stayed there once the objects were idle);

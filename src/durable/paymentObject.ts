@@ -131,7 +131,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   async cancel(caller: Caller, paymentId: string, reason: string | null, idempotencyKey: string | null): Promise<Reply<PaymentResource>> {
     return this.serialize(() =>
-      this.idempotent(`cancel:${idempotencyKey}`, idempotencyKey !== null, JSON.stringify([reason]), async () => {
+      this.idempotent(`cancel:${caller.merchantId}:${idempotencyKey}`, idempotencyKey !== null, JSON.stringify([reason]), async () => {
         const owned = await this.owned(caller, paymentId);
         if (!owned.ok) return owned;
         const p = owned.payment;
@@ -160,7 +160,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   async refund(caller: Caller, paymentId: string, amount: number, idempotencyKey: string | null): Promise<Reply<RefundResource>> {
     return this.serialize(() =>
-      this.idempotent(`refund:${idempotencyKey}`, idempotencyKey !== null, JSON.stringify([amount]), async () => {
+      this.idempotent(`refund:${caller.merchantId}:${idempotencyKey}`, idempotencyKey !== null, JSON.stringify([amount]), async () => {
         const owned = await this.owned(caller, paymentId);
         if (!owned.ok) return owned;
         const p = owned.payment;
@@ -357,6 +357,7 @@ export class PaymentObject extends DurableObject<Env> {
     });
   }
 
+  /** Replays a keyed command's stored reply. Keys are a merchant's: cancel and refund keys carry the merchant's id (a create's payment id is derived from it), so another merchant never finds the record. */
   private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
     if (keyed) {
       const row = this.ctx.storage.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
@@ -509,12 +510,13 @@ export class PaymentObject extends DurableObject<Env> {
       this.updateMeta({ relayed_version: Math.min(this.meta()!.relayed_version, version) });
     }
     this.keep(tail);
-    const docs = [...copy, ...tail];
     this.state = initialState();
     this.version = 0;
-    this.apply(docs);
+    // Only events new to the object are progress: replaying its own copy must not reset the watchdog's clock.
+    this.apply(copy, false);
+    this.apply(tail);
     const relayed = this.meta()?.relayed_version ?? 0;
-    this.unrelayed = docs.filter((d) => d.stream.version > relayed);
+    this.unrelayed = [...copy, ...tail].filter((d) => d.stream.version > relayed);
     await this.relay();
   }
 
@@ -538,13 +540,13 @@ export class PaymentObject extends DurableObject<Env> {
     await this.relay();
   }
 
-  private apply(docs: EventDocument[]) {
+  private apply(docs: EventDocument[], progress = true) {
     const replayed = replay(docs, { state: this.state, version: this.version });
     this.state = replayed.state;
     this.version = replayed.version;
     for (const u of replayed.unreadable)
       log("warn", "unreadable event", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
-    if (docs.length > 0) {
+    if (progress && docs.length > 0) {
       this.updateMeta({ progress_at: Date.now() });
       this.ctx.storage.kv.delete("watchdog-round");
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { uuidPattern } from "../../src/core/ids.ts";
-import { api, createPayment, emulator, type Json } from "../helpers.ts";
+import { api, createPayment, emulator, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const problemOf = (res: { status: number; headers: Headers; body: Json }) => ({
@@ -172,6 +172,24 @@ describe("authentication", () => {
     ];
     for (const res of await Promise.all(routes)) expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
     expect((await api(`/api/payments/${payment.id}`)).body.status).not.toBe("cancelled");
+  });
+
+  it("never replays a merchant's keyed cancel or refund to another merchant using the same key", async () => {
+    const other = keys.merchantB;
+    const cancelled = await createPayment();
+    const cancelKey = { "idempotency-key": crypto.randomUUID() };
+    expect((await api(`/api/payments/${cancelled.id}/cancel`, { body: {}, headers: cancelKey })).status).toBe(200);
+    const refunded = await createPayment();
+    await waitForPayment(refunded.id, (p) => p.status === "completed");
+    const refundKey = { "idempotency-key": crypto.randomUUID() };
+    expect((await api(`/api/payments/${refunded.id}/refunds`, { body: { amount: 1 }, headers: refundKey })).status).toBe(202);
+    const attempts = [
+      api(`/api/payments/${cancelled.id}/cancel`, { key: other, body: {}, headers: cancelKey }),
+      api(`/api/payments/${cancelled.id}/cancel`, { key: other, body: { reason: "another" }, headers: cancelKey }),
+      api(`/api/payments/${refunded.id}/refunds`, { key: other, body: { amount: 1 }, headers: refundKey }),
+      api(`/api/payments/${refunded.id}/refunds`, { key: other, body: { amount: 2 }, headers: refundKey }),
+    ];
+    for (const res of await Promise.all(attempts)) expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
   });
 
   it("keeps operator routes for the admin key", async () => {

@@ -1,4 +1,4 @@
-import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, evictDurableObject, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EventDocument } from "../../src/core/eventStore.ts";
@@ -148,6 +148,28 @@ describe("the watchdog", () => {
       state.storage.sql.exec("UPDATE meta SET progress_at = 0");
       forgetMetaRow(o);
     });
+    expect((await api(`/api/payments/${id}`)).body.status).toBe("initiated");
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await waitForPayment(id, (p) => p.status === "completed");
+    expect(types(await history(id))).toEqual(lifecycle);
+  });
+
+  it("re-drives it when its object has left memory too: loading the stream again is not progress", async () => {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key);
+    const stub = env.PAYMENTS.getByName(id);
+    await runInDurableObject(stub, (instance: PaymentObject) => {
+      const o = instance as unknown as { env: Env };
+      o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
+    });
+    expect((await api("/api/payments", { body: { amount: 140, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);
+    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+      state.storage.sql.exec("UPDATE meta SET progress_at = 0");
+      // Its lifecycle is in flight, so it holds itself in memory (WARM_HOLD_MS): let go, as it would in time.
+      clearTimeout((instance as unknown as { warmHold: ReturnType<typeof setTimeout> }).warmHold);
+    });
+    await evictDurableObject(stub);
+    // A read loads the stream from the object's copy and Cosmos, then the alarm finds the payment idle for long.
     expect((await api(`/api/payments/${id}`)).body.status).toBe("initiated");
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await waitForPayment(id, (p) => p.status === "completed");

@@ -192,7 +192,9 @@ export class PaymentObject extends DurableObject<Env> {
     return this.serializeStep(async () => {
       const paymentId = message.streamId.slice("pay:".length);
       await this.ensureLoaded(paymentId);
-      if (message.version > this.version) await this.syncTail();
+      // A later event, or an append whose outcome is unknown (it may have committed, e.g. a cancel): read the tail
+      // before a step acts on the provider.
+      if (message.version > this.version || this.meta()?.pending_since != null) await this.syncTail();
       this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
       const outcome: StepOutcome = !step || this.isDone(step) ? { outcome: "ignored" } : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });

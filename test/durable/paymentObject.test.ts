@@ -2,6 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { EventStore } from "../../src/core/eventStore.ts";
+import { uuidFrom } from "../../src/core/ids.ts";
 import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
@@ -101,6 +102,32 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
     await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });
     expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded"]);
+  });
+
+  it("runs no provider step on a state that an append of unknown outcome may have changed: a cancel that committed but answered 503 is found first", async () => {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key);
+    const stub = env.PAYMENTS.getByName(id);
+    // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment.
+    await runInDurableObject(stub, (instance: PaymentObject) => {
+      const o = instance as unknown as { env: Env };
+      o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
+    });
+    expect((await api("/api/payments", { body: { amount: 141, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);
+    let lost = true;
+    await wrapStore(stub, (real) => ({
+      append: async (s, expected, docs) => {
+        const result = await real.append(s, expected, docs);
+        if (lost) throw ((lost = false), new Error("the answer was lost: it committed"));
+        return result;
+      },
+    }));
+    expect((await api(`/api/payments/${id}/cancel`, { body: {} })).body.code).toBe("store_unavailable");
+    const [initiated] = await store().load(`pay:${id}`);
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
+    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 141)).toEqual([]);
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
+    expect((await api(`/api/payments/${id}`)).body.status).toBe("cancelled");
   });
 
   it("answers 503 store_unavailable (and a delivery 'retry') when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {

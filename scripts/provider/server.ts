@@ -33,6 +33,7 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
   const state = createState(webhookSecret);
   // aborts pending latency delays on close(); held (timeout) requests end when close() destroys their sockets
   const closing = new AbortController();
+  const underWay = new Set<string>();
 
   const logCall = (call: Call) => {
     if (log) process.stderr.write(`#${call.seq} ${call.method} ${call.path} -> ${call.status ?? "held"} ${call.outcome}\n`);
@@ -58,7 +59,6 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
     const route = match.entry.records;
     if (!route) return send(response, match.entry.handle(request, state));
 
-    if (state.settings.latencyMs > 0) await delay(state.settings.latencyMs, undefined, { signal: closing.signal });
     const call = {
       method,
       path,
@@ -66,6 +66,22 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
       idempotencyKey: request.idempotencyKey,
       body: request.body ?? (raw.length > 0 ? raw.toString("utf8") : null),
     };
+    // The same key again while its first request is still under way (here: its latency) is refused as Stripe does,
+    // 409 idempotency_key_in_use: the client should retry later, when the first has an answer to replay.
+    const keyed = request.idempotencyKey === null ? null : `${method} ${path} ${request.idempotencyKey}`;
+    if (keyed !== null && underWay.has(keyed)) {
+      const result = reject(409, "idempotency_key_in_use", "a request with this Idempotency-Key is still in progress");
+      logCall(recordCall(state, call, result));
+      return send(response, result);
+    }
+    if (state.settings.latencyMs > 0) {
+      if (keyed !== null) underWay.add(keyed);
+      try {
+        await delay(state.settings.latencyMs, undefined, { signal: closing.signal });
+      } finally {
+        if (keyed !== null) underWay.delete(keyed);
+      }
+    }
     const fault = pickFault(state, route);
     if (fault?.kind === "timeout") {
       // never answer: the client gives up, or close() destroys the socket

@@ -3,7 +3,7 @@
 // duplicate deliveries never create a second provider payment or refund.
 import { signatureHeader } from "./signature.ts";
 
-/** ok; refused for good (a decline, a conflict: retrying cannot help); or transient (5xx, 429, timeout, network). */
+/** ok; refused for good (a decline, a conflict: retrying cannot help); or transient (see transientStatus; timeout, network). */
 export type CallResult<T> = { ok: true; value: T } | { ok: false; permanent: boolean; reason: string };
 
 export type ProviderSettings = { providerUrl: string; notificationUrl: string; timeoutMs: number; webhookSecret: string };
@@ -35,15 +35,23 @@ async function call<T>(s: ProviderSettings, url: string, key: string, body: unkn
       return { ok: false, permanent: false, reason: `unreadable ${res.status} answer` };
     }
   }
-  const transient = res.status >= 500 || res.status === 429 || res.status === 408;
-  let reason = `${res.status}`;
+  let problem: { code?: string; message?: string } = {};
   try {
-    const problem = JSON.parse(text) as { code?: string; message?: string };
-    reason = problem.code ?? problem.message ?? reason;
+    problem = JSON.parse(text) as typeof problem;
   } catch {
-    // not JSON: keep the status
+    // not JSON: the status says it
   }
-  return { ok: false, permanent: !transient, reason };
+  const reason = problem.code ?? problem.message ?? `${res.status}`;
+  return { ok: false, permanent: !transientStatus(res.status, problem.code), reason };
+}
+
+/**
+ * Worth retrying: the provider's trouble (5xx, 408, 429), ours (401, 403: credentials or permissions, for an operator
+ * to fix, never the payer's refusal), or the same key's first request still under way (409 idempotency_key_in_use, as
+ * Stripe answers: retrying later replays its outcome). Anything else is the provider's answer to this request.
+ */
+function transientStatus(status: number, code: string | undefined) {
+  return status >= 500 || [401, 403, 408, 429].includes(status) || (status === 409 && code === "idempotency_key_in_use");
 }
 
 /**

@@ -1,6 +1,6 @@
 // Signs merchant notifications: "Regis-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">" (Stripe's scheme).
 const encoder = new TextEncoder();
-const keys = new Map<string, Promise<CryptoKey>>();
+const keys = new Map<string, ReturnType<typeof crypto.subtle.importKey>>();
 
 function hmacKey(secret: string) {
   let key = keys.get(secret);

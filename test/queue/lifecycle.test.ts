@@ -100,6 +100,14 @@ describe("a payment created over HTTP", () => {
     expect(types(await history(payment.id))).toEqual(lifecycle);
   });
 
+  it("is not failed by the provider refusing our credentials for a while (401): it completes once they work", async () => {
+    await simulator.settings({ failNext: { route: "create", count: 2, status: 401 } });
+    const payment = await createPayment({ amount: 142, currency: "GBP" });
+    const done = await waitForPayment(payment.id, terminal);
+    expect(done.status).toBe("completed");
+    expect((await callsFor(done)).filter((c: Json) => c.route === "create").map((c: Json) => c.status)).toEqual([401, 401, 202]);
+  });
+
   it("fails when the provider declines it", async () => {
     await simulator.settings({ declines: [{ route: "create", amountEquals: 66.66, code: "card_declined", reason: "insufficient funds" }] });
     const payment = await createPayment({ amount: 66.66, currency: "GBP" });

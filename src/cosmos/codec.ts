@@ -23,6 +23,7 @@ const eventData = {
   PaymentCompleted: z.object({ Timestamp: timestamp }),
   PaymentFailed: z.object({ Step: step, Reason: z.string(), Timestamp: timestamp }),
   PaymentStepStalled: z.object({ Step: step, Reason: z.string(), Attempts: z.number().int(), RefundId: optionalString, Timestamp: timestamp }),
+  PaymentStepRecovered: z.object({ Step: step, RefundId: optionalString, Timestamp: timestamp }),
   PaymentCancelled: z.object({ Reason: z.string().nullable(), Timestamp: timestamp }),
   RefundRequested: z.object({ RefundId: z.string(), Amount: z.number(), Timestamp: timestamp }),
   RefundSucceeded: z.object({ RefundId: z.string(), ProviderRefundId: z.string(), Timestamp: timestamp }),

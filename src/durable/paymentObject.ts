@@ -409,7 +409,8 @@ export class PaymentObject extends DurableObject<Env> {
       case "notify-refund": {
         const type = step.refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
         result = await provider.notify(s, key, this.notification(key, () => ({ paymentId: p.id, eventId: key, type, data: refundResource(p, step.refund), createdAt: at })), nowSeconds());
-        onOk = () => null;
+        // It appends nothing, unless it had stalled: then that stall is over.
+        onOk = () => (step.refund.stalled?.step === "notify-refund" ? { type: "RecoverStep", step: "notify-refund", refundId: step.refund.id, at } : null);
         break;
       }
     }

@@ -19,6 +19,7 @@ export type Command =
   | { type: "CompletePayment"; at: string }
   | { type: "FailPayment"; step: Step; reason: string; at: string }
   | { type: "StallStep"; step: Step; reason: string; attempts: number; refundId?: string; at: string }
+  | { type: "RecoverStep"; step: Step; refundId?: string; at: string }
   /** `providerReference`: the provider payment a create attempt may have made, found before cancelling it. */
   | { type: "CancelPayment"; reason: string | null; providerReference?: string; at: string }
   | { type: "RequestRefund"; refundId: string; amountMinor: number; at: string }
@@ -92,6 +93,12 @@ export function decide(command: Command, state: State): Decision {
       }
       if (isTerminal(p)) return illegal(p, `stall step ${step}`);
       return p.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
+    }
+    case "RecoverStep": {
+      const { step, refundId, at } = command;
+      const stalled = refundId ? p.refunds.find((r) => r.id === refundId)?.stalled : p.stalled;
+      if (stalled?.step !== step) return accept();
+      return accept({ type: "PaymentStepRecovered", data: { Step: step, Timestamp: at, ...(refundId ? { RefundId: refundId } : {}) } });
     }
     case "CancelPayment": {
       const cancelled: PaymentEvent = { type: "PaymentCancelled", data: { Reason: command.reason, Timestamp: command.at } };

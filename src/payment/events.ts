@@ -19,6 +19,8 @@ export type PaymentEvent =
   | { type: "PaymentFailed"; data: { Step: Step; Reason: string; Timestamp: string } }
   /** Not terminal: a step exhausted its retries; a re-drive continues it. RefundId for refund steps. */
   | { type: "PaymentStepStalled"; data: { Step: Step; Reason: string; Attempts: number; RefundId?: string; Timestamp: string } }
+  /** A stalled step that records no event of its own (a refund's notification) went through once re-driven. */
+  | { type: "PaymentStepRecovered"; data: { Step: Step; RefundId?: string; Timestamp: string } }
   | { type: "PaymentCancelled"; data: { Reason: string | null; Timestamp: string } }
   | { type: "RefundRequested"; data: { RefundId: string; Amount: number; Timestamp: string } }
   | { type: "RefundSucceeded"; data: { RefundId: string; ProviderRefundId: string; Timestamp: string } }

@@ -117,6 +117,8 @@ export function evolve(state: State, event: Recorded): State {
         cancellation: { reason: event.data.Reason },
         times: { ...p.times, cancelledAt: event.data.Timestamp },
       };
+    case "PaymentStepRecovered":
+      return event.data.RefundId ? updateRefund(p, event.data.RefundId, (r) => ({ ...r, stalled: null })) : { ...p, stalled: null };
     case "PaymentStepStalled": {
       const d = event.data;
       const stall: Stall = { step: d.Step, reason: d.Reason, attempts: d.Attempts, at: d.Timestamp };

@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { keys } from "../setup/constants.ts";
 
 const settledPayment = async (amount: number, currency = "GBP") => {
   const payment = await createPayment({ amount, currency });
@@ -56,6 +57,22 @@ describe("refunds", () => {
     expect(failed.refunds[0]).toMatchObject({ status: "failed", failureReason: "refund_declined" });
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 50 } })).status).toBe(202);
     await waitForPaymentNotification(payment.id, "refund.failed");
+  });
+
+  it("show a stalled notification of theirs until a re-drive delivers it, then no longer", async () => {
+    const payment = await settledPayment(20);
+    await simulator.settings({ failNext: { route: "notify", count: 3, status: 500 } });
+    await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 5 } });
+    const stalled = await waitForPayment(payment.id, (p) => p.refunds[0]?.stalled !== null && p.refunds[0]?.stalled !== undefined);
+    expect(stalled.refunds[0]).toMatchObject({ status: "succeeded", stalled: { step: "notify-refund" } });
+    const listed = async () => (await api(`/api/payments?limit=100`)).body.data.find((p: Json) => p.id === payment.id);
+    await vi.waitFor(async () => expect(await listed()).toMatchObject({ stalled: true }), { timeout: 10_000, interval: 50 });
+    expect(await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).toMatchObject({ status: 202, body: { redriven: 1 } });
+    await waitForPaymentNotification(payment.id, "refund.succeeded");
+    const recovered = await waitForPayment(payment.id, (p) => p.refunds[0]?.stalled === null);
+    expect(recovered.refunds[0]).toMatchObject({ status: "succeeded", stalled: null });
+    await vi.waitFor(async () => expect(await listed()).toMatchObject({ stalled: false }), { timeout: 10_000, interval: 50 });
+    expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(-2)).toEqual(["PaymentStepStalled", "PaymentStepRecovered"]);
   });
 
   it("are refused before settlement (409), on cancelled payments (409) and with too many decimals (400)", async () => {

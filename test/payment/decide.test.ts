@@ -122,6 +122,17 @@ describe("when the payment is settled", () => {
     given(...history, refundRequested("r1", 10))
       .when({ type: "StallStep", step: "refund", reason: "provider down", attempts: 4, refundId: "r1", at })
       .then([{ type: "PaymentStepStalled", data: { Step: "refund", Reason: "provider down", Attempts: 4, RefundId: "r1", Timestamp: at } }]));
+  it("ends a refund notification's stall once it went through, and only a stall of that step", () => {
+    const recover: Command = { type: "RecoverStep", step: "notify-refund", refundId: "r1", at };
+    const stalled = { type: "PaymentStepStalled", data: { Step: "notify-refund", Reason: "500", Attempts: 4, RefundId: "r1", Timestamp: at } } as const;
+    given(...history, refundRequested("r1", 10), refundSucceeded("r1"), stalled)
+      .when(recover)
+      .then([{ type: "PaymentStepRecovered", data: { Step: "notify-refund", RefundId: "r1", Timestamp: at } }]);
+    given(...history, refundRequested("r1", 10), refundSucceeded("r1"), stalled, { type: "PaymentStepRecovered", data: { Step: "notify-refund", RefundId: "r1", Timestamp: at } })
+      .when(recover)
+      .thenNothing();
+    given(...history, refundRequested("r1", 10), refundSucceeded("r1")).when(recover).thenNothing();
+  });
 });
 
 describe("when the payment is completed", () => {

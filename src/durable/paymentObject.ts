@@ -195,6 +195,8 @@ export class PaymentObject extends DurableObject<Env> {
       // A later event, or an append whose outcome is unknown (it may have committed, e.g. a cancel): read the tail
       // before a step acts on the provider.
       if (message.version > this.version || this.meta()?.pending_since != null) await this.syncTail();
+      // Relayed, so committed: a read that does not show it yet (a lagging replica) is retried, never taken as done.
+      if (message.version > this.version) return { outcome: "retry", reason: `version ${message.version} is not readable yet` };
       this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
       const outcome: StepOutcome = !step || this.isDone(step) ? { outcome: "ignored" } : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });

@@ -1,7 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { EventStore } from "../../src/core/eventStore.ts";
+import type { EventDocument, EventStore } from "../../src/core/eventStore.ts";
 import { uuidFrom } from "../../src/core/ids.ts";
 import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
@@ -128,6 +128,19 @@ describe("the payment's object", () => {
     expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 141)).toEqual([]);
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
     expect((await api(`/api/payments/${id}`)).body.status).toBe("cancelled");
+  });
+
+  it("answers a delivery 'retry', never 'ignored', while Cosmos does not yet show the event it carries (a lagging read)", async () => {
+    const id = await writtenElsewhere(143);
+    const docs = await store().load(`pay:${id}`);
+    const stub = env.PAYMENTS.getByName(id);
+    // The object knows the stream up to version 1; reads then lag behind what the relay saw committed.
+    let lagging = true;
+    const shown = (docs: EventDocument[]) => docs.filter((d) => !lagging || d.stream.version <= 1);
+    await wrapStore(stub, (real) => ({ load: async (s) => shown(await real.load(s)), loadFrom: async (s, v, l) => shown(await real.loadFrom(s, v, l)) }));
+    expect(await stub.onEvent(eventMessage(docs[1]!))).toMatchObject({ outcome: "retry" });
+    lagging = false;
+    expect(await stub.onEvent(eventMessage(docs[1]!))).not.toMatchObject({ outcome: "retry" });
   });
 
   it("answers 503 store_unavailable (and a delivery 'retry') when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {

@@ -94,6 +94,16 @@ export function forgetMetaRow(instance: unknown) {
 export const emulator = {
   counters: async () => (await (await fetch(`${cosmos()}/_emulator/counters`)).json()) as Record<string, number>,
   resetCounters: () => fetch(`${cosmos()}/_emulator/counters/reset`, { method: "POST" }),
+  /** Waits until no request reaches the emulator for 100 ms (up to 5 s): earlier tests' lifecycles and alarms are done. */
+  async quiet() {
+    const deadline = Date.now() + 5_000;
+    for (let before = JSON.stringify(await emulator.counters()); Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = JSON.stringify(await emulator.counters());
+      if (now === before) return;
+      before = now;
+    }
+  },
   fault: (rule: Json) => fetch(`${cosmos()}/_emulator/faults`, { method: "POST", body: JSON.stringify(rule) }),
   clearFaults: () => fetch(`${cosmos()}/_emulator/faults`, { method: "DELETE" }),
 };

@@ -93,10 +93,13 @@ async function inspect(port: number) {
     if (reply.id !== undefined) waiting.get(reply.id)?.(reply.result?.usedSize ?? 0), waiting.delete(reply.id);
   });
   let id = 0;
+  // An answer that never comes counts as 0 after 2 s: a promise left pending would let the run end without stopping its stack.
   const heapInUse = () =>
     new Promise<number>((answer) => {
-      waiting.set(++id, answer);
-      ws.send(JSON.stringify({ id, method: "Runtime.getHeapUsage" }));
+      const asked = ++id;
+      const timer = setTimeout(() => (waiting.delete(asked), answer(0)), 2_000);
+      waiting.set(asked, (usedSize) => (clearTimeout(timer), answer(usedSize)));
+      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ id: asked, method: "Runtime.getHeapUsage" }));
     });
   return Object.assign(heapInUse, { close: () => ws.close() });
 }

@@ -108,10 +108,12 @@ describe("the payment's object", () => {
     const key = crypto.randomUUID();
     const id = uuidFrom("payment", "merchant-a", key);
     const stub = env.PAYMENTS.getByName(id);
-    // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment.
+    // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment; the
+    // object's own recovery alarm is kept from reading Cosmos first, so that only the delivery can find the cancel.
     await runInDurableObject(stub, (instance: PaymentObject) => {
-      const o = instance as unknown as { env: Env };
+      const o = instance as unknown as { env: Env; svc: { config: { RELAY_CHECK_MS: number } } };
       o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
+      o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 } };
     });
     expect((await api("/api/payments", { body: { amount: 141, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);
     let lost = true;

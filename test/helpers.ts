@@ -91,6 +91,12 @@ export function forgetMetaRow(instance: unknown) {
   (instance as { metaRow: unknown }).metaRow = undefined;
 }
 
+/** Makes an object's instance relay into a queue that loses every message (that instance only). */
+export function loseRelays(instance: unknown) {
+  const o = instance as { env: Env };
+  o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
+}
+
 export const emulator = {
   counters: async () => (await (await fetch(`${cosmos()}/_emulator/counters`)).json()) as Record<string, number>,
   resetCounters: () => fetch(`${cosmos()}/_emulator/counters/reset`, { method: "POST" }),

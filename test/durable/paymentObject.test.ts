@@ -7,7 +7,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, emulator, forgetMetaRow, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, emulator, forgetMetaRow, loseRelays, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -111,8 +111,8 @@ describe("the payment's object", () => {
     // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment; the
     // object's own recovery alarm is kept from reading Cosmos first, so that only the delivery can find the cancel.
     await runInDurableObject(stub, (instance: PaymentObject) => {
-      const o = instance as unknown as { env: Env; svc: { config: { RELAY_CHECK_MS: number } } };
-      o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
+      loseRelays(instance);
+      const o = instance as unknown as { svc: { config: { RELAY_CHECK_MS: number } } };
       o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 } };
     });
     expect((await api("/api/payments", { body: { amount: 141, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);

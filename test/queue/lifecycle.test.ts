@@ -7,7 +7,7 @@ import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.
 import worker from "../../src/index.ts";
 import type { PaymentResource } from "../../src/payment/resource.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, forgetMetaRow, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, forgetMetaRow, loseRelays, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -143,15 +143,11 @@ describe("the watchdog", () => {
     const id = uuidFrom("payment", "merchant-a", key);
     const stub = env.PAYMENTS.getByName(id);
     // The first relay goes to a queue that loses it.
-    type Exposed = { env: Env };
-    await runInDurableObject(stub, (instance: PaymentObject) => {
-      const o = instance as unknown as Exposed;
-      o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
-    });
+    await runInDurableObject(stub, loseRelays);
     const created = await api("/api/payments", { body: { amount: 136, currency: "GBP" }, headers: { "idempotency-key": key } });
     expect(created.status).toBe(201);
     await runInDurableObject(stub, (instance: PaymentObject, state) => {
-      const o = instance as unknown as Exposed;
+      const o = instance as unknown as { env: Env };
       o.env = { ...o.env, EVENTS: env.EVENTS };
       state.storage.sql.exec("UPDATE meta SET progress_at = 0");
       forgetMetaRow(o);
@@ -166,10 +162,7 @@ describe("the watchdog", () => {
     const key = crypto.randomUUID();
     const id = uuidFrom("payment", "merchant-a", key);
     const stub = env.PAYMENTS.getByName(id);
-    await runInDurableObject(stub, (instance: PaymentObject) => {
-      const o = instance as unknown as { env: Env };
-      o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
-    });
+    await runInDurableObject(stub, loseRelays);
     expect((await api("/api/payments", { body: { amount: 140, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);
     await runInDurableObject(stub, (instance: PaymentObject, state) => {
       state.storage.sql.exec("UPDATE meta SET progress_at = 0");

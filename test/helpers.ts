@@ -1,6 +1,8 @@
 // Helpers for tests on the Workers runtime: calls into the Worker, direct Cosmos access, polling with a deadline.
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { inject, vi } from "vitest";
+import { uuidFrom } from "../src/core/ids.ts";
 import { encode } from "../src/cosmos/codec.ts";
 import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
 import type { PaymentEvent } from "../src/payment/events.ts";
@@ -92,9 +94,28 @@ export function forgetMetaRow(instance: unknown) {
 }
 
 /** Makes an object's instance relay into a queue that loses every message (that instance only). */
-export function loseRelays(instance: unknown) {
+function loseRelays(instance: unknown) {
   const o = instance as { env: Env };
   o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
+}
+
+/**
+ * Creates a payment over HTTP (merchant A) whose object relays into a losing queue, so that its lifecycle does not
+ * start: its first message "waits in the queue". `quietAlarm` also keeps the object's own recovery alarm out of Cosmos.
+ */
+export async function createUnrelayed(amount: number, opts: { quietAlarm?: boolean } = {}) {
+  const key = crypto.randomUUID();
+  const id = uuidFrom("payment", "merchant-a", key);
+  const stub = env.PAYMENTS.getByName(id);
+  await runInDurableObject(stub, (instance) => {
+    loseRelays(instance);
+    if (!opts.quietAlarm) return;
+    const o = instance as unknown as { svc: { config: { RELAY_CHECK_MS: number } } };
+    o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 } };
+  });
+  const res = await api("/api/payments", { body: { amount, currency: "GBP" }, headers: { "idempotency-key": key } });
+  if (res.status !== 201) throw new Error(`create answered ${res.status}: ${res.text}`);
+  return { id, stub };
 }
 
 export const emulator = {

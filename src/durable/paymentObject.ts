@@ -192,14 +192,20 @@ export class PaymentObject extends DurableObject<Env> {
     return this.serializeStep(async () => {
       const paymentId = message.streamId.slice("pay:".length);
       await this.ensureLoaded(paymentId);
-      // A later event, or an append whose outcome is unknown (it may have committed, e.g. a cancel): read the tail
-      // before a step acts on the provider.
-      if (message.version > this.version || this.meta()?.pending_since != null) await this.syncTail();
-      // Relayed, so committed: a read that does not show it yet (a lagging replica) is retried, never taken as done.
-      if (message.version > this.version) return { outcome: "retry", reason: `version ${message.version} is not readable yet` };
+      // An append whose outcome is unknown may have committed (e.g. a cancel): the tail is read before a step acts.
+      const behind = await this.catchUp(message, this.meta()?.pending_since != null);
+      if (behind) return behind;
       this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
-      const outcome: StepOutcome = !step || this.isDone(step) ? { outcome: "ignored" } : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
+      // An append of unknown outcome that Cosmos does not show yet may still commit (a request in flight) and change
+      // what is due (a cancel): the step waits until it settles, known committed or too old to commit.
+      const unsettledMs = this.unsettledMs();
+      const outcome: StepOutcome =
+        !step || this.isDone(step)
+          ? { outcome: "ignored" }
+          : unsettledMs > 0
+            ? { outcome: "retry", reason: "an earlier append's outcome is not known yet", afterMs: unsettledMs }
+            : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
       await this.scheduleAlarm();
       return outcome;
     });
@@ -209,6 +215,8 @@ export class PaymentObject extends DurableObject<Env> {
   async onExhausted(message: EventMessage): Promise<StepOutcome> {
     return this.serializeStep(async () => {
       await this.ensureLoaded(message.streamId.slice("pay:".length));
+      const behind = await this.catchUp(message, false);
+      if (behind) return behind;
       this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
@@ -223,6 +231,15 @@ export class PaymentObject extends DurableObject<Env> {
       log("warn", "step stalled", { paymentId: this.paymentId(), step: step.kind, eventId: message.eventId, reason, attempts });
       return executed.ok ? { outcome: "done" } : { outcome: "retry", reason: executed.message };
     });
+  }
+
+  /**
+   * Reads the tail when a delivered event is newer than the object's state (or `always`). It was relayed, so it
+   * committed: a read that does not show it yet (a lagging replica) is answered "retry", never taken as done.
+   */
+  private async catchUp(message: EventMessage, always: boolean): Promise<StepOutcome | null> {
+    if (message.version > this.version || always) await this.syncTail();
+    return message.version > this.version ? { outcome: "retry", reason: `version ${message.version} is not readable yet` } : null;
   }
 
   /** Re-publishes the trigger of every due step, stalled ones included. Answers how many were re-driven. */
@@ -317,6 +334,7 @@ export class PaymentObject extends DurableObject<Env> {
       if (!decision.ok) return failure(decision.rejection.code, decision.rejection.message);
       if (decision.events.length === 0) return { ok: true, appended: [] };
       const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
+      const earlier = this.meta()!.pending_since;
       this.setPending(Date.now());
       await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
       await this.crash("before-append", docs.at(-1)!.stream.version);
@@ -324,7 +342,9 @@ export class PaymentObject extends DurableObject<Env> {
       try {
         result = await this.svc.store.append(streamId, this.version, docs);
       } catch (e) {
-        // Unknown outcome: the alarm finds out from Cosmos; the next command re-syncs through the conflict path.
+        // Refused (throttled, or a 4xx): it did not commit. Otherwise the outcome is unknown: the alarm finds out from
+        // Cosmos, the next command re-syncs through the conflict path, and deliveries wait for it to settle.
+        if (e instanceof EventStoreError && (e.kind === "throttled" || e.kind === "rejected")) this.setPending(earlier);
         log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
         return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: 1 });
       }
@@ -504,11 +524,14 @@ export class PaymentObject extends DurableObject<Env> {
     let copy = this.kept(1);
     const last = copy.at(-1);
     let tail = await this.svc.store.loadFrom(streamId, last?.stream.version ?? 1);
-    if (last && tail[0] && eventIdOf(tail[0]) === eventIdOf(last)) tail = tail.slice(1);
-    else if (last) {
+    const holdsCopy = !last || (tail[0] !== undefined && eventIdOf(tail[0]) === eventIdOf(last));
+    if (holdsCopy) {
+      if (last) tail = tail.slice(1);
+      if (tail.length > 0) this.settled();
+    } else {
       tail = await this.svc.store.loadFrom(streamId, 1);
       const version = tail.at(-1)?.stream.version ?? 0;
-      log("error", "the object's copy of the stream is not what Cosmos holds: copy dropped, stream reloaded", { paymentId, copyVersion: last.stream.version, cosmosVersion: version });
+      log("error", "the object's copy of the stream is not what Cosmos holds: copy dropped, stream reloaded", { paymentId, copyVersion: last!.stream.version, cosmosVersion: version });
       copy = [];
       this.ctx.storage.sql.exec("DELETE FROM events");
       this.ctx.storage.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
@@ -541,8 +564,23 @@ export class PaymentObject extends DurableObject<Env> {
   private async syncTail() {
     const tail = await this.svc.store.loadFrom(streamIdOf(this.paymentId()), this.version + 1);
     if (tail.length === 0) return;
+    this.settled();
     this.committed(tail);
     await this.relay();
+  }
+
+  /**
+   * The stream moved past the version that every append of unknown outcome expected (each was made at the object's
+   * version, which only a known commit advances): each one is now either in the tail or can never commit.
+   */
+  private settled() {
+    if (this.meta()?.pending_since != null) this.setPending(null);
+  }
+
+  /** How long an append of unknown outcome could still commit (0: none is pending, or it is older than RELAY_SETTLE_MS). */
+  private unsettledMs() {
+    const since = this.meta()?.pending_since;
+    return since == null ? 0 : Math.max(0, since + this.svc.config.RELAY_SETTLE_MS - Date.now());
   }
 
   private apply(docs: EventDocument[], progress = true) {

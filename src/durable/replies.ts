@@ -14,5 +14,5 @@ export type Reply<T> = { ok: true; status: number; body: T; replayed?: boolean }
 
 export const failure = (code: FailureCode, message: string, extra: Partial<Failure> = {}): Failure => ({ ok: false, code, message, ...extra });
 
-/** Outcome of a lifecycle step delivered by the queue: the consumer acks, or retries with backoff. */
-export type StepOutcome = { outcome: "done" | "ignored" } | { outcome: "retry"; reason: string };
+/** Outcome of a lifecycle step delivered by the queue: the consumer acks, or retries with backoff (and not before `afterMs`, when given). */
+export type StepOutcome = { outcome: "done" | "ignored" } | { outcome: "retry"; reason: string; afterMs?: number };

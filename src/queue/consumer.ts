@@ -38,7 +38,7 @@ async function step(message: Message<unknown>, event: EventMessage, env: Env, co
     const stub = env.PAYMENTS.getByName(event.streamId.slice("pay:".length));
     const result = deadLetters ? await stub.onExhausted(event) : await stub.onEvent(event);
     if (result.outcome === "retry") {
-      const delaySeconds = backoffSeconds(config, message.attempts);
+      const delaySeconds = Math.max(backoffSeconds(config, message.attempts), Math.ceil((result.afterMs ?? 0) / 1000));
       log("warn", "step will retry", { ...fields, reason: result.reason, delaySeconds });
       return message.retry({ delaySeconds });
     }

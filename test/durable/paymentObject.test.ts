@@ -1,13 +1,12 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import type { EventDocument, EventStore } from "../../src/core/eventStore.ts";
-import { uuidFrom } from "../../src/core/ids.ts";
+import { EventStoreError, type EventDocument, type EventStore } from "../../src/core/eventStore.ts";
 import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, emulator, forgetMetaRow, loseRelays, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, emulator, forgetMetaRow, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -105,17 +104,9 @@ describe("the payment's object", () => {
   });
 
   it("runs no provider step on a state that an append of unknown outcome may have changed: a cancel that committed but answered 503 is found first", async () => {
-    const key = crypto.randomUUID();
-    const id = uuidFrom("payment", "merchant-a", key);
-    const stub = env.PAYMENTS.getByName(id);
     // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment; the
     // object's own recovery alarm is kept from reading Cosmos first, so that only the delivery can find the cancel.
-    await runInDurableObject(stub, (instance: PaymentObject) => {
-      loseRelays(instance);
-      const o = instance as unknown as { svc: { config: { RELAY_CHECK_MS: number } } };
-      o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 } };
-    });
-    expect((await api("/api/payments", { body: { amount: 141, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);
+    const { id, stub } = await createUnrelayed(141, { quietAlarm: true });
     let lost = true;
     await wrapStore(stub, (real) => ({
       append: async (s, expected, docs) => {
@@ -130,6 +121,63 @@ describe("the payment's object", () => {
     expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 141)).toEqual([]);
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
     expect((await api(`/api/payments/${id}`)).body.status).toBe("cancelled");
+  });
+
+  it("holds provider steps back while an append of unknown outcome could still commit: a cancel landing late is honoured", async () => {
+    // As above: the create's message is held back and the object's own alarm stays out of Cosmos.
+    const { id, stub } = await createUnrelayed(142, { quietAlarm: true });
+    // The cancel's request times out here but is still on its way to Cosmos: it commits only later.
+    let inFlight: (() => Promise<unknown>) | undefined;
+    await wrapStore(stub, (real) => ({
+      append: async (s, expected, docs) => {
+        if (inFlight) return real.append(s, expected, docs);
+        inFlight = () => real.append(s, expected, docs);
+        throw new EventStoreError("timeout", "Cosmos DB request timed out");
+      },
+    }));
+    expect((await api(`/api/payments/${id}/cancel`, { body: {} })).body.code).toBe("store_unavailable");
+    const [initiated] = await store().load(`pay:${id}`);
+    const held = await stub.onEvent(eventMessage(initiated!));
+    expect(held).toMatchObject({ outcome: "retry", reason: expect.stringMatching(/not known yet/) });
+    expect((held as { afterMs: number }).afterMs).toBeGreaterThan(0);
+    await inFlight!();
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
+    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 142)).toEqual([]);
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
+    // Reading the cancel settled the unknown outcome: the next delivery does not read Cosmos again.
+    const from = await readsFrom(stub);
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
+    expect(from).toEqual([]);
+  });
+
+  it("runs the held step once the unknown append is too old to commit, and never holds steps for a refused (throttled) append", async () => {
+    const { id, stub } = await createUnrelayed(144, { quietAlarm: true });
+    let failWith: EventStoreError | undefined = new EventStoreError("throttled", "Cosmos DB is throttling requests");
+    await wrapStore(stub, (real) => ({
+      append: async (s, expected, docs) => {
+        const e = failWith;
+        if (e) throw ((failWith = undefined), e);
+        return real.append(s, expected, docs);
+      },
+    }));
+    const [initiated] = await store().load(`pay:${id}`);
+    // A refusal is known not to have committed: nothing to wait for.
+    expect((await api(`/api/payments/${id}/cancel`, { body: {} })).status).toBe(503);
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
+    // An append of unknown outcome (its marker set as an append sets it): the next step waits while it could commit,
+    // and runs once it is older than RELAY_SETTLE_MS.
+    const [, created] = await store().load(`pay:${id}`);
+    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+      state.storage.sql.exec("UPDATE meta SET pending_since = ?", Date.now());
+      forgetMetaRow(instance);
+    });
+    expect(await stub.onEvent(eventMessage(created!))).toMatchObject({ outcome: "retry" });
+    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+      state.storage.sql.exec("UPDATE meta SET pending_since = ?", Date.now() - 60_000);
+      forgetMetaRow(instance);
+    });
+    expect(await stub.onEvent(eventMessage(created!))).toEqual({ outcome: "done" });
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled"]);
   });
 
   it("answers a delivery 'retry', never 'ignored', while Cosmos does not yet show the event it carries (a lagging read)", async () => {

@@ -3,11 +3,12 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EventDocument } from "../../src/core/eventStore.ts";
 import { uuidFrom } from "../../src/core/ids.ts";
+import { encode } from "../../src/cosmos/codec.ts";
 import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.ts";
 import worker from "../../src/index.ts";
 import type { PaymentResource } from "../../src/payment/resource.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, forgetMetaRow, loseRelays, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, forgetMetaRow, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -28,9 +29,15 @@ async function deliver(docs: EventDocument[]) {
     "payment-events",
     docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: eventMessage(d) })),
   );
+  // The harness's result keeps which messages were retried, not their delays: those are recorded here.
+  const delays: (number | undefined)[] = [];
+  for (const m of batch.messages) {
+    const retry = m.retry.bind(m);
+    m.retry = (options) => (delays.push(options?.delaySeconds), retry(options));
+  }
   const ctx = createExecutionContext();
   await worker.queue(batch as MessageBatch<unknown>, env);
-  return getQueueResult(batch, ctx);
+  return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
 /** The versions whose delivery the consumer has confirmed to the payment's object. */
@@ -89,6 +96,25 @@ describe("a payment created over HTTP", () => {
     expect(new Set(calls.map((c: Json) => c.idempotencyKey)).size).toBe(3);
   });
 
+  it("is retried no sooner than an earlier append of unknown outcome settles (RELAY_SETTLE_MS), then completes", async () => {
+    const { id, stub } = await createUnrelayed(137);
+    // The marker of an append whose outcome is unknown, as an append leaves it; relays work again.
+    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+      const o = instance as unknown as { env: Env };
+      o.env = { ...o.env, EVENTS: env.EVENTS };
+      state.storage.sql.exec("UPDATE meta SET pending_since = ?", Date.now());
+      forgetMetaRow(o);
+    });
+    const initiated = await history(id);
+    // RETRY_BASE_SECONDS is 0 here: only the settling time can make the delay 1 s (RELAY_SETTLE_MS is 1,000).
+    expect((await deliver(initiated)).delays).toEqual([1]);
+    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 137)).toEqual([]);
+    // The queue's retry, once the marker is old enough.
+    await vi.waitFor(async () => expect((await deliver(initiated)).retryMessages).toEqual([]), { timeout: 5_000, interval: 100 });
+    await waitForPayment(id, (p) => p.status === "completed");
+    expect(types(await history(id))).toEqual(lifecycle);
+  });
+
   it("reaches completed with one provider payment after the provider fails for a while", async () => {
     await simulator.settings({ failNext: { route: "create", count: 2, status: 500 } });
     const payment = await createPayment({ amount: 133, currency: "USD" });
@@ -129,6 +155,16 @@ describe("a payment created over HTTP", () => {
     expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled", "PaymentSettled", "PaymentCompleted"]);
   });
 
+  it("is marked stalled, not dropped, when a dead-lettered step's event is newer than what its object has read", async () => {
+    const { id, stub } = await createUnrelayed(138);
+    // Version 2 committed where the object did not see it (its last read was before it).
+    const created = encode(`pay:${id}`, 2, { type: "PaymentCreated", data: { PaymentReference: `ref-${id}`, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+    expect(await store().append(`pay:${id}`, 1, [created])).toMatchObject({ ok: true });
+    expect(await stub.onExhausted(eventMessage(created))).toEqual({ outcome: "done" });
+    expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled"]);
+    expect((await api(`/api/payments/${id}`)).body).toMatchObject({ status: "created", stalled: { step: "settle" } });
+  });
+
   it("stalls only the notification when the merchant endpoint keeps failing: the payment stays settled", async () => {
     await simulator.settings({ failNext: { route: "notify", count: 3, status: 500 } });
     const payment = await createPayment({ amount: 135, currency: "GBP" });
@@ -139,13 +175,8 @@ describe("a payment created over HTTP", () => {
 
 describe("the watchdog", () => {
   it("re-drives a payment whose message was lost", async () => {
-    const key = crypto.randomUUID();
-    const id = uuidFrom("payment", "merchant-a", key);
-    const stub = env.PAYMENTS.getByName(id);
     // The first relay goes to a queue that loses it.
-    await runInDurableObject(stub, loseRelays);
-    const created = await api("/api/payments", { body: { amount: 136, currency: "GBP" }, headers: { "idempotency-key": key } });
-    expect(created.status).toBe(201);
+    const { id, stub } = await createUnrelayed(136);
     await runInDurableObject(stub, (instance: PaymentObject, state) => {
       const o = instance as unknown as { env: Env };
       o.env = { ...o.env, EVENTS: env.EVENTS };
@@ -159,11 +190,7 @@ describe("the watchdog", () => {
   });
 
   it("re-drives it when its object has left memory too: loading the stream again is not progress", async () => {
-    const key = crypto.randomUUID();
-    const id = uuidFrom("payment", "merchant-a", key);
-    const stub = env.PAYMENTS.getByName(id);
-    await runInDurableObject(stub, loseRelays);
-    expect((await api("/api/payments", { body: { amount: 140, currency: "GBP" }, headers: { "idempotency-key": key } })).status).toBe(201);
+    const { id, stub } = await createUnrelayed(140);
     await runInDurableObject(stub, (instance: PaymentObject, state) => {
       state.storage.sql.exec("UPDATE meta SET progress_at = 0");
       // Its lifecycle is in flight, so it holds itself in memory (WARM_HOLD_MS): let go, as it would in time.

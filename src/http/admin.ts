@@ -1,9 +1,9 @@
-// Operator routes (admin key): re-drive a stalled or stuck payment.
+// Operator routes (admin key): re-drive a stalled or stuck payment, or every stalled one.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app.ts";
 import { route } from "./payments.ts";
 import { answer } from "./reply.ts";
-import { rebuildPage } from "../readModel/payments.ts";
+import { rebuildPage, stalledIds } from "../readModel/payments.ts";
 import { services } from "../wiring.ts";
 import { paymentIdParam } from "./schemas.ts";
 
@@ -25,6 +25,44 @@ route(
   async (c) => {
     const { id } = c.req.valid("param");
     return answer(c, await c.env.PAYMENTS.getByName(id).redrive(id));
+  },
+);
+
+const redriveStalledBody = z.strictObject({
+  /** Resume after this payment id (the previous page's `next`). */
+  after: z.uuid().optional(),
+  limit: z.int().min(1).max(100).default(50),
+});
+const redriveStalledReply = z.object({
+  payments: z.array(z.object({ id: z.string(), redriven: z.number().optional(), error: z.string().optional() })),
+  next: z.string().nullable(),
+});
+
+route(
+  admin,
+  createRoute({
+    method: "post",
+    path: "/redrive-stalled",
+    summary: "Re-drive every stalled payment, one page per call (admin key): e.g. after a provider outage or bad credentials stalled many",
+    security: [{ bearer: [] }],
+    request: { body: { content: { "application/json": { schema: redriveStalledBody } }, required: false } },
+    responses: {
+      202: {
+        description: "One page re-driven; call again with `after: next` until `next` is null. A payment that failed to re-drive carries its error code and stays stalled.",
+        content: { "application/json": { schema: redriveStalledReply } },
+      },
+    },
+  }),
+  async (c) => {
+    const body = redriveStalledBody.parse(c.req.valid("json") ?? {});
+    const ids = await stalledIds(c.env.READ_MODEL, body.after ?? null, body.limit);
+    const payments = await Promise.all(
+      ids.map(async (id) => {
+        const reply = await c.env.PAYMENTS.getByName(id).redrive(id).catch((e: unknown) => ({ ok: false as const, code: "store_unavailable", message: String(e) }));
+        return reply.ok ? { id, redriven: reply.body.redriven } : { id, error: reply.code };
+      }),
+    );
+    return c.json({ payments, next: ids.length === body.limit ? ids.at(-1)! : null }, 202);
   },
 );
 

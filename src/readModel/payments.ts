@@ -90,6 +90,15 @@ export async function list(db: D1Database, q: ListQuery) {
   };
 }
 
+/** Ids of stalled payments, in id order after `after`, at most `limit` (the list lags the objects slightly). */
+export async function stalledIds(db: D1Database, after: string | null, limit: number) {
+  const { results } = await db
+    .prepare("SELECT id FROM payments WHERE stalled = 1 AND id > ? ORDER BY id LIMIT ?")
+    .bind(after ?? "", limit)
+    .all<{ id: string }>();
+  return results.map((r) => r.id);
+}
+
 export async function clear(db: D1Database) {
   await db.prepare("DELETE FROM payments").run();
 }

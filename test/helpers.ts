@@ -1,5 +1,5 @@
 // Helpers for tests on the Workers runtime: calls into the Worker, direct Cosmos access, polling with a deadline.
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { inject, vi } from "vitest";
 import { uuidFrom } from "../src/core/ids.ts";
@@ -99,19 +99,28 @@ function loseRelays(instance: unknown) {
   o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
 }
 
+/** Evicts a payment's object even while its lifecycle is in flight: its warm hold (WARM_HOLD_MS) is let go first, as it would be in time. */
+export async function evict(stub: DurableObjectStub) {
+  await runInDurableObject(stub, (instance) => clearTimeout((instance as unknown as { warmHold: ReturnType<typeof setTimeout> }).warmHold));
+  await evictDurableObject(stub);
+}
+
 /**
  * Creates a payment over HTTP (merchant A) whose object relays into a losing queue, so that its lifecycle does not
- * start: its first message "waits in the queue". `quietAlarm` also keeps the object's own recovery alarm out of Cosmos.
+ * start: its first message "waits in the queue". `quietAlarm` also keeps the object's own recovery alarm out of
+ * Cosmos; `settleMs` sets its RELAY_SETTLE_MS (1 s in tests), for tests that must not race that window.
  */
-export async function createUnrelayed(amount: number, opts: { quietAlarm?: boolean } = {}) {
+export async function createUnrelayed(amount: number, opts: { quietAlarm?: boolean; settleMs?: number } = {}) {
   const key = crypto.randomUUID();
   const id = uuidFrom("payment", "merchant-a", key);
   const stub = env.PAYMENTS.getByName(id);
   await runInDurableObject(stub, (instance) => {
     loseRelays(instance);
-    if (!opts.quietAlarm) return;
-    const o = instance as unknown as { svc: { config: { RELAY_CHECK_MS: number } } };
-    o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 } };
+    const o = instance as unknown as { svc: { config: { RELAY_CHECK_MS: number; RELAY_SETTLE_MS: number } } };
+    const config = { ...o.svc.config };
+    if (opts.quietAlarm) config.RELAY_CHECK_MS = 600_000;
+    if (opts.settleMs !== undefined) config.RELAY_SETTLE_MS = opts.settleMs;
+    o.svc = { ...o.svc, config };
   });
   const res = await api("/api/payments", { body: { amount, currency: "GBP" }, headers: { "idempotency-key": key } });
   if (res.status !== 201) throw new Error(`create answered ${res.status}: ${res.text}`);

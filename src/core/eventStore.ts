@@ -35,7 +35,10 @@ export interface EventStore {
 
 export type StoreFailure = "throttled" | "unavailable" | "timeout" | "rejected";
 
-/** A store call that failed without a definite answer (the append may or may not have committed, except "rejected"). */
+/** Whether a failed append is known not to have committed (refused before it ran). */
+export const refused = (e: unknown) => e instanceof EventStoreError && (e.kind === "throttled" || e.kind === "rejected");
+
+/** A store call that failed: an append "throttled" (429) or "rejected" (another 4xx) did not commit; otherwise it may have. */
 export class EventStoreError extends Error {
   override readonly name = "EventStoreError";
   readonly kind: StoreFailure;

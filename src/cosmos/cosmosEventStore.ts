@@ -44,7 +44,9 @@ export function storeError(e: unknown): EventStoreError {
   if (code === 429) return new EventStoreError("throttled", "Cosmos DB is throttling requests", err.retryAfterInMs ?? undefined);
   if (code === 503 || code === 500 || code === 502) return new EventStoreError("unavailable", `Cosmos DB unavailable (${code})`);
   if (code === 408 || err.name === "TimeoutError" || err.name === "AbortError") return new EventStoreError("timeout", "Cosmos DB request timed out");
-  if (Number.isFinite(code)) return new EventStoreError("rejected", `Cosmos DB answered ${code}: ${err.message ?? ""}`.trim());
+  // A 4xx refused the request before it did anything; any other status leaves the outcome unknown.
+  if (code >= 400 && code < 500) return new EventStoreError("rejected", `Cosmos DB answered ${code}: ${err.message ?? ""}`.trim());
+  if (Number.isFinite(code)) return new EventStoreError("unavailable", `Cosmos DB answered ${code}: ${err.message ?? ""}`.trim());
   return new EventStoreError("unavailable", `Cosmos DB unreachable: ${err.message ?? String(e)}`);
 }
 
@@ -104,7 +106,7 @@ export class CosmosEventStore implements EventStore {
     const { resource } = await guarded(() =>
       this.container.scripts.storedProcedure(spAppendToStreamId).execute<AppendResult>(streamId, [streamId, expectedVersion, JSON.stringify(events)]),
     );
-    if (!resource || typeof resource.ok !== "boolean") throw new EventStoreError("rejected", "spAppendToStream answered an unexpected body: is an outdated version installed?");
+    if (!resource || typeof resource.ok !== "boolean") throw new EventStoreError("unavailable", "spAppendToStream answered an unexpected body (it ran: the outcome is unknown): is an outdated version installed?");
     return resource.ok ? { ok: true, version: resource.version } : { ok: false, currentVersion: resource.currentVersion };
   }
 }

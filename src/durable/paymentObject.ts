@@ -12,7 +12,7 @@
 // Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, from the copy's
 // last event, which also checks that Cosmos still holds it); redelivery and re-drive send from it.
 import { DurableObject } from "cloudflare:workers";
-import { EventStoreError, eventIdOf, type EventDocument } from "../core/eventStore.ts";
+import { EventStoreError, eventIdOf, refused, type EventDocument } from "../core/eventStore.ts";
 import { faultFires } from "../core/faults.ts";
 import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
@@ -204,7 +204,7 @@ export class PaymentObject extends DurableObject<Env> {
         !step || this.isDone(step)
           ? { outcome: "ignored" }
           : unsettledMs > 0
-            ? { outcome: "retry", reason: "an earlier append's outcome is not known yet", afterMs: unsettledMs }
+            ? { outcome: "later", reason: "an earlier append's outcome is not known yet", afterMs: unsettledMs }
             : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
       await this.scheduleAlarm();
       return outcome;
@@ -343,8 +343,9 @@ export class PaymentObject extends DurableObject<Env> {
         result = await this.svc.store.append(streamId, this.version, docs);
       } catch (e) {
         // Refused (throttled, or a 4xx): it did not commit. Otherwise the outcome is unknown: the alarm finds out from
-        // Cosmos, the next command re-syncs through the conflict path, and deliveries wait for it to settle.
-        if (e instanceof EventStoreError && (e.kind === "throttled" || e.kind === "rejected")) this.setPending(earlier);
+        // Cosmos, the next command re-syncs through the conflict path, and deliveries wait for it to settle; the
+        // window in which it could still land starts now (the client may have waited out throttling before it).
+        this.setPending(refused(e) ? earlier : Date.now());
         log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
         return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: 1 });
       }
@@ -356,7 +357,8 @@ export class PaymentObject extends DurableObject<Env> {
         await this.scheduleAlarm();
         return { ok: true, appended: docs };
       }
-      this.setPending(null);
+      // Not committed, and Cosmos is ahead: the marker stays until the tail is read (which settles any append of
+      // unknown outcome made at this version), so a failed read here cannot hide what Cosmos holds.
       log("warn", "append conflict", { paymentId: this.paymentId(), expected: this.version, current: result.currentVersion, attempt });
       if (attempt >= this.svc.config.CONFLICT_RETRIES) return failure("version_conflict", "the payment changed concurrently; retry the request");
       await this.syncTail();

@@ -14,5 +14,8 @@ export type Reply<T> = { ok: true; status: number; body: T; replayed?: boolean }
 
 export const failure = (code: FailureCode, message: string, extra: Partial<Failure> = {}): Failure => ({ ok: false, code, message, ...extra });
 
-/** Outcome of a lifecycle step delivered by the queue: the consumer acks, or retries with backoff (and not before `afterMs`, when given). */
-export type StepOutcome = { outcome: "done" | "ignored" } | { outcome: "retry"; reason: string; afterMs?: number };
+/**
+ * Outcome of a lifecycle step delivered by the queue: the consumer acks; retries with backoff (an attempt spent); or,
+ * "later", acks and sends the message again to arrive in `afterMs` (held back on purpose: no attempt spent).
+ */
+export type StepOutcome = { outcome: "done" | "ignored" } | { outcome: "retry"; reason: string } | { outcome: "later"; reason: string; afterMs: number };

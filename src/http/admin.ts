@@ -1,5 +1,6 @@
 // Operator routes (admin key): re-drive a stalled or stuck payment, or every stalled one.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { log } from "../core/log.ts";
 import type { AppEnv } from "./app.ts";
 import { route } from "./payments.ts";
 import { answer } from "./reply.ts";
@@ -56,12 +57,20 @@ route(
   async (c) => {
     const body = redriveStalledBody.parse(c.req.valid("json") ?? {});
     const ids = await stalledIds(c.env.READ_MODEL, body.after ?? null, body.limit);
-    const payments = await Promise.all(
-      ids.map(async (id) => {
-        const reply = await c.env.PAYMENTS.getByName(id).redrive(id).catch((e: unknown) => ({ ok: false as const, code: "store_unavailable", message: String(e) }));
-        return reply.ok ? { id, redriven: reply.body.redriven } : { id, error: reply.code };
-      }),
-    );
+    const payments: z.infer<typeof redriveStalledReply>["payments"] = [];
+    // Ten at a time: after an outage every one of them reloads, relays and calls the provider at once otherwise.
+    for (let i = 0; i < ids.length; i += 10) {
+      const chunk = ids.slice(i, i + 10).map(async (id) => {
+        try {
+          const reply = await c.env.PAYMENTS.getByName(id).redrive(id);
+          return reply.ok ? { id, redriven: reply.body.redriven } : { id, error: reply.code };
+        } catch (e) {
+          log("error", "re-drive failed", { requestId: c.get("requestId"), paymentId: id, error: String(e) });
+          return { id, error: String(e).startsWith("EventStoreError") ? "store_unavailable" : "internal_error" };
+        }
+      });
+      payments.push(...(await Promise.all(chunk)));
+    }
     return c.json({ payments, next: ids.length === body.limit ? ids.at(-1)! : null }, 202);
   },
 );

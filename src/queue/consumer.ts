@@ -31,6 +31,10 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
   await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters)));
 }
 
+/** Sends a message again, due in `delaySeconds`; `notBefore` keeps the wait it was given out of the observed queue lag. */
+const sendLater = (env: Env, body: EventMessage & { faultCopy?: number }, delaySeconds: number) =>
+  env.EVENTS.send({ ...body, notBefore: Date.now() + delaySeconds * 1000 }, { contentType: "json", delaySeconds });
+
 /** Hands one event to its payment's object, then acknowledges it or retries it with backoff. */
 async function step(message: Message<unknown>, event: EventMessage, env: Env, config: Config, deadLetters: boolean) {
   const fields = { queue: deadLetters ? "dead-letter" : "events", eventId: event.eventId, streamId: event.streamId, version: event.version, type: event.type, correlationId: event.correlationId, attempts: message.attempts };
@@ -38,9 +42,16 @@ async function step(message: Message<unknown>, event: EventMessage, env: Env, co
     const stub = env.PAYMENTS.getByName(event.streamId.slice("pay:".length));
     const result = deadLetters ? await stub.onExhausted(event) : await stub.onEvent(event);
     if (result.outcome === "retry") {
-      const delaySeconds = Math.max(backoffSeconds(config, message.attempts), Math.ceil((result.afterMs ?? 0) / 1000));
+      const delaySeconds = backoffSeconds(config, message.attempts);
       log("warn", "step will retry", { ...fields, reason: result.reason, delaySeconds });
       return message.retry({ delaySeconds });
+    }
+    if (result.outcome === "later") {
+      // Held back on purpose: a fresh copy, so that waiting does not spend the attempts the step may need.
+      const delaySeconds = Math.ceil(result.afterMs / 1000);
+      await sendLater(env, event, delaySeconds);
+      log("info", "step held back", { ...fields, reason: result.reason, delaySeconds });
+      return message.ack();
     }
     log("info", `message ${result.outcome}`, fields);
     message.ack();
@@ -48,7 +59,7 @@ async function step(message: Message<unknown>, event: EventMessage, env: Env, co
     // its generation (a field the schema drops), so it is copied again on a coin of its own, not on its parent's.
     const generation = Number((message.body as { faultCopy?: unknown }).faultCopy) || 0;
     if (!deadLetters && faultFires(config.FAULT_SEED, config.FAULT_REDELIVER_RATE, "redeliver", event.eventId, message.attempts, generation))
-      await env.EVENTS.send({ ...event, faultCopy: generation + 1 }, { contentType: "json", delaySeconds: Math.floor(Math.random() * (config.FAULT_REDELIVER_MAX_DELAY_S + 1)) });
+      await sendLater(env, { ...event, faultCopy: generation + 1 }, Math.floor(Math.random() * (config.FAULT_REDELIVER_MAX_DELAY_S + 1)));
   } catch (e) {
     // The object was reset or unreachable: the delivery is retried (the step is idempotent).
     log("error", "message failed", { ...fields, error: String(e) });

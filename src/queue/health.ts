@@ -4,9 +4,13 @@
 // follows the measured round trip.
 import { log } from "../core/log.ts";
 
-/** The longest wait among the batch's first deliveries (retries wait on purpose and say nothing of the queue). */
+/**
+ * The longest wait among the batch's first deliveries (retries wait on purpose and say nothing of the queue), counted
+ * from when each was due: a copy sent to arrive later carries `notBefore`.
+ */
 export function observedLagMs(messages: readonly Message<unknown>[], now = Date.now()): number | null {
-  const waits = messages.filter((m) => m.attempts === 1).map((m) => now - m.timestamp.getTime());
+  const dueAt = (m: Message<unknown>) => Math.max(m.timestamp.getTime(), Number((m.body as { notBefore?: unknown } | null)?.notBefore) || 0);
+  const waits = messages.filter((m) => m.attempts === 1).map((m) => now - dueAt(m));
   return waits.length > 0 ? Math.max(0, ...waits) : null;
 }
 

@@ -2,9 +2,10 @@
 // the Workers tests), or a real account when COSMOS_ENDPOINT and COSMOS_KEY are set; either way provisioned into a
 // throw-away database that is deleted afterwards.
 import { CosmosClient } from "@azure/cosmos";
-import { afterAll, beforeAll } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCosmosEmulator } from "../../scripts/cosmos/server.ts";
-import { CosmosEventStore } from "../../src/cosmos/cosmosEventStore.ts";
+import { refused } from "../../src/core/eventStore.ts";
+import { CosmosEventStore, storeError } from "../../src/cosmos/cosmosEventStore.ts";
 import { provision } from "../../src/cosmos/provision.ts";
 import { emulatorKey } from "../setup/constants.ts";
 import { eventStoreContract } from "./contract.ts";
@@ -26,3 +27,13 @@ afterAll(async () => {
 });
 
 eventStoreContract(real ? "Cosmos (real account, Node)" : "Cosmos (emulator, Node)", () => new CosmosEventStore(client.database(database).container("events")));
+
+describe("a failed Cosmos request", () => {
+  it("is known not to have committed only when refused: a 429 after the client's own waits, or another 4xx", () => {
+    expect(storeError({ code: 429 }).kind).toBe("throttled");
+    for (const code of [400, 404, 409, 413]) expect(refused(storeError({ code }))).toBe(true);
+    for (const code of [408, 500, 502, 503, 504]) expect(refused(storeError({ code }))).toBe(false);
+    expect(refused(storeError({ name: "TimeoutError" }))).toBe(false);
+    expect(refused(storeError(new Error("socket hang up")))).toBe(false);
+  });
+});

@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, createUnrelayed, emulator, forgetMetaRow, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, emulator, evict, forgetMetaRow, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -123,36 +123,81 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${id}`)).body.status).toBe("cancelled");
   });
 
-  it("holds provider steps back while an append of unknown outcome could still commit: a cancel landing late is honoured", async () => {
-    // As above: the create's message is held back and the object's own alarm stays out of Cosmos.
-    const { id, stub } = await createUnrelayed(142, { quietAlarm: true });
-    // The cancel's request times out here but is still on its way to Cosmos: it commits only later.
-    let inFlight: (() => Promise<unknown>) | undefined;
+  /** A store whose first append times out while its request is still on its way to Cosmos: it commits when `land()` is called. */
+  async function appendInFlight(stub: DurableObjectStub<PaymentObject>, overrides: (real: EventStore) => Partial<EventStore> = () => ({}), timeoutMs = 0) {
+    let land: (() => Promise<unknown>) | undefined;
     await wrapStore(stub, (real) => ({
       append: async (s, expected, docs) => {
-        if (inFlight) return real.append(s, expected, docs);
-        inFlight = () => real.append(s, expected, docs);
+        if (land) return real.append(s, expected, docs);
+        land = () => real.append(s, expected, docs);
+        // The client's wait before it gives up (simulated latency, not a wait for async work).
+        if (timeoutMs > 0) await new Promise((r) => setTimeout(r, timeoutMs));
         throw new EventStoreError("timeout", "Cosmos DB request timed out");
       },
+      ...overrides(real),
     }));
+    return { land: () => land!() };
+  }
+
+  it.each([
+    ["stays in memory", false],
+    ["is evicted meanwhile", true],
+  ])("holds provider steps back while an append of unknown outcome could still commit: a cancel landing late is honoured (the object %s)", async (_, evicted) => {
+    // As above: the create's message is held back and the object's own alarm stays out of Cosmos.
+    const amount = evicted ? 146 : 142;
+    const { id, stub } = await createUnrelayed(amount, { quietAlarm: true, settleMs: 60_000 });
+    const cancel = await appendInFlight(stub);
     expect((await api(`/api/payments/${id}/cancel`, { body: {} })).body.code).toBe("store_unavailable");
     const [initiated] = await store().load(`pay:${id}`);
     const held = await stub.onEvent(eventMessage(initiated!));
-    expect(held).toMatchObject({ outcome: "retry", reason: expect.stringMatching(/not known yet/) });
-    expect((held as { afterMs: number }).afterMs).toBeGreaterThan(0);
-    await inFlight!();
+    expect(held).toMatchObject({ outcome: "later", reason: expect.stringMatching(/not known yet/) });
+    expect((held as { afterMs: number }).afterMs).toBeGreaterThan(50_000);
+    await cancel.land();
+    if (evicted) await evict(stub);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
-    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 142)).toEqual([]);
+    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === amount)).toEqual([]);
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
-    // Reading the cancel settled the unknown outcome: the next delivery does not read Cosmos again.
+    // Reading the cancel (the tail, or the load's) settled the unknown outcome: the next delivery reads nothing more.
     const from = await readsFrom(stub);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
     expect(from).toEqual([]);
   });
 
-  it("runs the held step once the unknown append is too old to commit, and never holds steps for a refused (throttled) append", async () => {
-    const { id, stub } = await createUnrelayed(144, { quietAlarm: true });
-    let failWith: EventStoreError | undefined = new EventStoreError("throttled", "Cosmos DB is throttling requests");
+  it("counts the window in which an unknown append could still land from when the client gave up on it", async () => {
+    const { id, stub } = await createUnrelayed(151, { quietAlarm: true, settleMs: 60_000 });
+    await appendInFlight(stub, undefined, 2_000);
+    expect((await api(`/api/payments/${id}/cancel`, { body: {} })).body.code).toBe("store_unavailable");
+    const [initiated] = await store().load(`pay:${id}`);
+    const held = await stub.onEvent(eventMessage(initiated!));
+    // Counted from when it was sent, at most 58 s would be left.
+    expect((held as { afterMs: number }).afterMs).toBeGreaterThan(58_900);
+  });
+
+  it("keeps the unknown outcome's marker through a conflict whose tail read fails, so the late cancel is still found before the create step", async () => {
+    const { id, stub } = await createUnrelayed(148, { quietAlarm: true, settleMs: 60_000 });
+    let failRead = false;
+    const cancel = await appendInFlight(stub, (real) => ({
+      loadFrom: async (s, v, l) => {
+        if (failRead) throw ((failRead = false), new EventStoreError("unavailable", "Cosmos DB unavailable (503)"));
+        return real.loadFrom(s, v, l);
+      },
+    }));
+    const headers = { "idempotency-key": crypto.randomUUID() };
+    expect((await api(`/api/payments/${id}/cancel`, { body: {}, headers })).body.code).toBe("store_unavailable");
+    await cancel.land();
+    // The merchant retries: its append conflicts with the landed cancel, and reading the tail then fails.
+    failRead = true;
+    expect((await api(`/api/payments/${id}/cancel`, { body: {}, headers })).status).toBe(503);
+    const [initiated] = await store().load(`pay:${id}`);
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
+    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 148)).toEqual([]);
+    expect((await api(`/api/payments/${id}`)).body.status).toBe("cancelled");
+  });
+
+  it.each(["throttled", "rejected"] as const)("never holds steps back for a refused append (%s): it did not commit", async (kind) => {
+    const amount = kind === "throttled" ? 144 : 145;
+    const { id, stub } = await createUnrelayed(amount, { quietAlarm: true, settleMs: 60_000 });
+    let failWith: EventStoreError | undefined = new EventStoreError(kind, "refused");
     await wrapStore(stub, (real) => ({
       append: async (s, expected, docs) => {
         const e = failWith;
@@ -160,24 +205,25 @@ describe("the payment's object", () => {
         return real.append(s, expected, docs);
       },
     }));
-    const [initiated] = await store().load(`pay:${id}`);
-    // A refusal is known not to have committed: nothing to wait for.
     expect((await api(`/api/payments/${id}/cancel`, { body: {} })).status).toBe(503);
+    const [initiated] = await store().load(`pay:${id}`);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
-    // An append of unknown outcome (its marker set as an append sets it): the next step waits while it could commit,
-    // and runs once it is older than RELAY_SETTLE_MS.
-    const [, created] = await store().load(`pay:${id}`);
-    await runInDurableObject(stub, (instance: PaymentObject, state) => {
-      state.storage.sql.exec("UPDATE meta SET pending_since = ?", Date.now());
-      forgetMetaRow(instance);
-    });
-    expect(await stub.onEvent(eventMessage(created!))).toMatchObject({ outcome: "retry" });
-    await runInDurableObject(stub, (instance: PaymentObject, state) => {
-      state.storage.sql.exec("UPDATE meta SET pending_since = ?", Date.now() - 60_000);
-      forgetMetaRow(instance);
-    });
-    expect(await stub.onEvent(eventMessage(created!))).toEqual({ outcome: "done" });
-    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled"]);
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated"]);
+  });
+
+  it("runs a held step once the append of unknown outcome is older than RELAY_SETTLE_MS (it can no longer land)", async () => {
+    const { id, stub } = await createUnrelayed(147, { quietAlarm: true, settleMs: 60_000 });
+    const [initiated] = await store().load(`pay:${id}`);
+    const markSince = (since: number) =>
+      runInDurableObject(stub, (instance: PaymentObject, state) => {
+        state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
+        forgetMetaRow(instance);
+      });
+    await markSince(Date.now());
+    expect(await stub.onEvent(eventMessage(initiated!))).toMatchObject({ outcome: "later", reason: expect.stringMatching(/not known yet/) });
+    await markSince(Date.now() - 61_000);
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated"]);
   });
 
   it("answers a delivery 'retry', never 'ignored', while Cosmos does not yet show the event it carries (a lagging read)", async () => {

@@ -1,4 +1,4 @@
-import { createExecutionContext, createMessageBatch, evictDurableObject, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EventDocument } from "../../src/core/eventStore.ts";
@@ -8,7 +8,7 @@ import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.
 import worker from "../../src/index.ts";
 import type { PaymentResource } from "../../src/payment/resource.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, createUnrelayed, forgetMetaRow, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, evict, forgetMetaRow, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -23,8 +23,8 @@ async function callsFor(payment: PaymentResource) {
   );
 }
 
-/** Delivers messages straight to the Worker's queue handler, as the queue would. */
-async function deliver(docs: EventDocument[]) {
+/** Delivers messages straight to the Worker's queue handler, as the queue would; `sent` records what the consumer sends itself (then not sent). */
+async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[]) {
   const batch = createMessageBatch(
     "payment-events",
     docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: eventMessage(d) })),
@@ -36,7 +36,8 @@ async function deliver(docs: EventDocument[]) {
     m.retry = (options) => (delays.push(options?.delaySeconds), retry(options));
   }
   const ctx = createExecutionContext();
-  await worker.queue(batch as MessageBatch<unknown>, env);
+  const events = sent ? ({ send: async (body: Json, options?: QueueSendOptions) => void sent.push({ body, options }) } as unknown as Queue) : env.EVENTS;
+  await worker.queue(batch as MessageBatch<unknown>, { ...env, EVENTS: events });
   return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
@@ -96,21 +97,29 @@ describe("a payment created over HTTP", () => {
     expect(new Set(calls.map((c: Json) => c.idempotencyKey)).size).toBe(3);
   });
 
-  it("is retried no sooner than an earlier append of unknown outcome settles (RELAY_SETTLE_MS), then completes", async () => {
-    const { id, stub } = await createUnrelayed(137);
+  it("is held back while an earlier append's outcome is unknown, by a copy sent for later (no attempt spent), then completes", async () => {
+    const { id, stub } = await createUnrelayed(137, { settleMs: 60_000 });
     // The marker of an append whose outcome is unknown, as an append leaves it; relays work again.
-    await runInDurableObject(stub, (instance: PaymentObject, state) => {
-      const o = instance as unknown as { env: Env };
-      o.env = { ...o.env, EVENTS: env.EVENTS };
-      state.storage.sql.exec("UPDATE meta SET pending_since = ?", Date.now());
-      forgetMetaRow(o);
-    });
+    const markSince = (since: number) =>
+      runInDurableObject(stub, (instance: PaymentObject, state) => {
+        const o = instance as unknown as { env: Env };
+        o.env = { ...o.env, EVENTS: env.EVENTS };
+        state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
+        forgetMetaRow(o);
+      });
+    await markSince(Date.now());
     const initiated = await history(id);
-    // RETRY_BASE_SECONDS is 0 here: only the settling time can make the delay 1 s (RELAY_SETTLE_MS is 1,000).
-    expect((await deliver(initiated)).delays).toEqual([1]);
+    const sent: { body: Json; options?: QueueSendOptions }[] = [];
+    const result = await deliver(initiated, sent);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(sent).toEqual([{ body: expect.objectContaining({ eventId: eventMessage(initiated[0]!).eventId, notBefore: expect.any(Number) }), options: expect.objectContaining({ delaySeconds: expect.any(Number) }) }]);
+    expect(sent[0]!.options!.delaySeconds).toBeGreaterThanOrEqual(55);
+    expect(sent[0]!.options!.delaySeconds).toBeLessThanOrEqual(60);
     expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 137)).toEqual([]);
-    // The queue's retry, once the marker is old enough.
-    await vi.waitFor(async () => expect((await deliver(initiated)).retryMessages).toEqual([]), { timeout: 5_000, interval: 100 });
+    // That copy arrives once the append can no longer land.
+    await markSince(Date.now() - 61_000);
+    expect((await deliver(initiated)).retryMessages).toEqual([]);
     await waitForPayment(id, (p) => p.status === "completed");
     expect(types(await history(id))).toEqual(lifecycle);
   });
@@ -156,7 +165,7 @@ describe("a payment created over HTTP", () => {
   });
 
   it("is marked stalled, not dropped, when a dead-lettered step's event is newer than what its object has read", async () => {
-    const { id, stub } = await createUnrelayed(138);
+    const { id, stub } = await createUnrelayed(149);
     // Version 2 committed where the object did not see it (its last read was before it).
     const created = encode(`pay:${id}`, 2, { type: "PaymentCreated", data: { PaymentReference: `ref-${id}`, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
     expect(await store().append(`pay:${id}`, 1, [created])).toMatchObject({ ok: true });
@@ -191,12 +200,8 @@ describe("the watchdog", () => {
 
   it("re-drives it when its object has left memory too: loading the stream again is not progress", async () => {
     const { id, stub } = await createUnrelayed(140);
-    await runInDurableObject(stub, (instance: PaymentObject, state) => {
-      state.storage.sql.exec("UPDATE meta SET progress_at = 0");
-      // Its lifecycle is in flight, so it holds itself in memory (WARM_HOLD_MS): let go, as it would in time.
-      clearTimeout((instance as unknown as { warmHold: ReturnType<typeof setTimeout> }).warmHold);
-    });
-    await evictDurableObject(stub);
+    await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec("UPDATE meta SET progress_at = 0"));
+    await evict(stub);
     // A read loads the stream from the object's copy and Cosmos, then the alarm finds the payment idle for long.
     expect((await api(`/api/payments/${id}`)).body.status).toBe("initiated");
     expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -228,15 +233,17 @@ describe("a slow queue", () => {
     await env.READ_MODEL.exec("DELETE FROM queue_health");
   });
 
-  it("is measured by the consumer: the longest wait among a batch's first deliveries", async () => {
+  it("is measured by the consumer: the longest wait among a batch's first deliveries, from when each was due", async () => {
     const payment = await createPayment({ amount: 138, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const docs = await history(payment.id);
     const sentAgo = 7_000;
-    const batch = createMessageBatch("payment-events", [
+    const batch = createMessageBatch<unknown>("payment-events", [
       { id: crypto.randomUUID(), timestamp: new Date(Date.now() - sentAgo), attempts: 1, body: eventMessage(docs[3]!) },
       // A retry waited on purpose: it says nothing of the queue.
       { id: crypto.randomUUID(), timestamp: new Date(Date.now() - 10 * sentAgo), attempts: 3, body: eventMessage(docs[2]!) },
+      // A copy sent to arrive later (a held-back step): counted from when it was due.
+      { id: crypto.randomUUID(), timestamp: new Date(Date.now() - 10 * sentAgo), attempts: 1, body: { ...eventMessage(docs[1]!), notBefore: Date.now() - 100 } },
     ]);
     await worker.queue(batch as MessageBatch<unknown>, env);
     const row = await env.READ_MODEL.prepare("SELECT lag_ms FROM queue_health").first<{ lag_ms: number }>();

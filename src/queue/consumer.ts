@@ -32,7 +32,7 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
 }
 
 /** Sends a message again, due in `delaySeconds`; `notBefore` keeps the wait it was given out of the observed queue lag. */
-const sendLater = (env: Env, body: EventMessage & { faultCopy?: number }, delaySeconds: number) =>
+const sendLater = (env: Env, body: EventMessage & { faultCopy?: number; held?: true }, delaySeconds: number) =>
   env.EVENTS.send({ ...body, notBefore: Date.now() + delaySeconds * 1000 }, { contentType: "json", delaySeconds });
 
 /** Hands one event to its payment's object, then acknowledges it or retries it with backoff. */
@@ -47,10 +47,12 @@ async function step(message: Message<unknown>, event: EventMessage, env: Env, co
       return message.retry({ delaySeconds });
     }
     if (result.outcome === "later") {
-      // Held back on purpose: a fresh copy, so that waiting does not spend the attempts the step may need.
+      // Held back on purpose. The first time, a fresh copy due then, so that waiting spends none of the attempts the
+      // step may need; a copy held again spends one, so a step whose own appends keep failing still ends stalled.
       const delaySeconds = Math.ceil(result.afterMs / 1000);
-      await sendLater(env, event, delaySeconds);
       log("info", "step held back", { ...fields, reason: result.reason, delaySeconds });
+      if ((message.body as { held?: unknown }).held === true) return message.retry({ delaySeconds: Math.max(delaySeconds, backoffSeconds(config, message.attempts)) });
+      await sendLater(env, { ...event, held: true }, delaySeconds);
       return message.ack();
     }
     log("info", `message ${result.outcome}`, fields);

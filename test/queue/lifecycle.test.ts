@@ -24,10 +24,10 @@ async function callsFor(payment: PaymentResource) {
 }
 
 /** Delivers messages straight to the Worker's queue handler, as the queue would; `sent` records what the consumer sends itself (then not sent). */
-async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[]) {
-  const batch = createMessageBatch(
+async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[], extra: Json = {}) {
+  const batch = createMessageBatch<unknown>(
     "payment-events",
-    docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: eventMessage(d) })),
+    docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { ...eventMessage(d), ...extra } })),
   );
   // The harness's result keeps which messages were retried, not their delays: those are recorded here.
   const delays: (number | undefined)[] = [];
@@ -113,9 +113,15 @@ describe("a payment created over HTTP", () => {
     const result = await deliver(initiated, sent);
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(1);
-    expect(sent).toEqual([{ body: expect.objectContaining({ eventId: eventMessage(initiated[0]!).eventId, notBefore: expect.any(Number) }), options: expect.objectContaining({ delaySeconds: expect.any(Number) }) }]);
+    expect(sent).toEqual([{ body: expect.objectContaining({ eventId: eventMessage(initiated[0]!).eventId, held: true, notBefore: expect.any(Number) }), options: expect.objectContaining({ delaySeconds: expect.any(Number) }) }]);
     expect(sent[0]!.options!.delaySeconds).toBeGreaterThanOrEqual(55);
     expect(sent[0]!.options!.delaySeconds).toBeLessThanOrEqual(60);
+    // That copy, held again, spends an attempt (no copy of a copy): a step whose own appends keep failing with an
+    // unknown outcome still exhausts its retries and stalls, instead of being held back for ever.
+    const again = await deliver(initiated, sent, sent[0]!.body);
+    expect(again.retryMessages).toHaveLength(1);
+    expect(again.delays[0]).toBeGreaterThanOrEqual(55);
+    expect(sent).toHaveLength(1);
     expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 137)).toEqual([]);
     // That copy arrives once the append can no longer land.
     await markSince(Date.now() - 61_000);

@@ -347,7 +347,9 @@ export class PaymentObject extends DurableObject<Env> {
         // window in which it could still land starts now (the client may have waited out throttling before it).
         this.setPending(refused(e) ? earlier : Date.now());
         log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
-        return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: 1 });
+        // Cosmos's own hint when it throttled (after the client's waits), else a second.
+        const retryAfterMs = e instanceof EventStoreError ? (e.retryAfterMs ?? 1000) : 1000;
+        return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: retryAfterMs / 1000 });
       }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {

@@ -197,7 +197,7 @@ describe("the payment's object", () => {
   it.each(["throttled", "rejected"] as const)("never holds steps back for a refused append (%s): it did not commit", async (kind) => {
     const amount = kind === "throttled" ? 144 : 145;
     const { id, stub } = await createUnrelayed(amount, { quietAlarm: true, settleMs: 60_000 });
-    let failWith: EventStoreError | undefined = new EventStoreError(kind, "refused");
+    let failWith: EventStoreError | undefined = new EventStoreError(kind, "refused", kind === "throttled" ? 3_500 : undefined);
     await wrapStore(stub, (real) => ({
       append: async (s, expected, docs) => {
         const e = failWith;
@@ -205,7 +205,10 @@ describe("the payment's object", () => {
         return real.append(s, expected, docs);
       },
     }));
-    expect((await api(`/api/payments/${id}/cancel`, { body: {} })).status).toBe(503);
+    const answered = await api(`/api/payments/${id}/cancel`, { body: {} });
+    expect(answered.status).toBe(503);
+    // Cosmos's hint when it throttled (3.5 s here), else a second.
+    expect(answered.headers.get("retry-after")).toBe(kind === "throttled" ? "4" : "1");
     const [initiated] = await store().load(`pay:${id}`);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated"]);

@@ -99,6 +99,14 @@ function loseRelays(instance: unknown) {
   o.env = { ...o.env, EVENTS: { sendBatch: async () => {} } as unknown as Queue };
 }
 
+/** Leaves the marker of an append whose outcome is unknown in a payment's object, as a failed append leaves it, dated `since`. */
+export function markUnknownAppend(stub: DurableObjectStub, since: number) {
+  return runInDurableObject(stub, (instance, state) => {
+    state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
+    forgetMetaRow(instance);
+  });
+}
+
 /** Evicts a payment's object even while its lifecycle is in flight: its warm hold (WARM_HOLD_MS) is let go first, as it would be in time. */
 export async function evict(stub: DurableObjectStub) {
   await runInDurableObject(stub, (instance) => clearTimeout((instance as unknown as { warmHold: ReturnType<typeof setTimeout> }).warmHold));

@@ -190,12 +190,9 @@ export class PaymentObject extends DurableObject<Env> {
   /** Runs the step that the delivered event triggers, if it is still due; anything else is acknowledged without effect. */
   async onEvent(message: EventMessage): Promise<StepOutcome> {
     return this.serializeStep(async () => {
-      const paymentId = message.streamId.slice("pay:".length);
-      await this.ensureLoaded(paymentId);
       // An append whose outcome is unknown may have committed (e.g. a cancel): the tail is read before a step acts.
-      const behind = await this.catchUp(message, this.meta()?.pending_since != null);
+      const behind = await this.receive(message, this.meta()?.pending_since != null);
       if (behind) return behind;
-      this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
       // An append of unknown outcome that Cosmos does not show yet may still commit (a request in flight) and change
       // what is due (a cancel): the step waits until it settles, known committed or too old to commit.
@@ -214,10 +211,8 @@ export class PaymentObject extends DurableObject<Env> {
   /** The queue gave up on a message (dead letter): the step it triggers is marked stalled until re-driven. */
   async onExhausted(message: EventMessage): Promise<StepOutcome> {
     return this.serializeStep(async () => {
-      await this.ensureLoaded(message.streamId.slice("pay:".length));
-      const behind = await this.catchUp(message, false);
+      const behind = await this.receive(message, false);
       if (behind) return behind;
-      this.delivered(message.version);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
       const row = this.stepRow(step.trigger.eventId);
@@ -234,12 +229,16 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /**
-   * Reads the tail when a delivered event is newer than the object's state (or `always`). It was relayed, so it
-   * committed: a read that does not show it yet (a lagging replica) is answered "retry", never taken as done.
+   * Takes a delivered event: loads the stream, reads the tail when the event is newer than the object's state (or
+   * `readTail`), and records the delivery. It was relayed, so it committed: a read that does not show it yet (a
+   * lagging replica) is answered "retry", never taken as done.
    */
-  private async catchUp(message: EventMessage, always: boolean): Promise<StepOutcome | null> {
-    if (message.version > this.version || always) await this.syncTail();
-    return message.version > this.version ? { outcome: "retry", reason: `version ${message.version} is not readable yet` } : null;
+  private async receive(message: EventMessage, readTail: boolean): Promise<StepOutcome | null> {
+    await this.ensureLoaded(message.streamId.slice("pay:".length));
+    if (message.version > this.version || readTail) await this.syncTail();
+    if (message.version > this.version) return { outcome: "retry", reason: `version ${message.version} is not readable yet` };
+    this.delivered(message.version);
+    return null;
   }
 
   /** Re-publishes the trigger of every due step, stalled ones included. Answers how many were re-driven. */
@@ -309,7 +308,7 @@ export class PaymentObject extends DurableObject<Env> {
     await this.ensureLoaded(meta.payment_id);
     await this.relay(); // what is known committed goes out even if Cosmos fails the read below
     if (loaded && meta.pending_since !== null) await this.syncTail();
-    if (meta.pending_since !== null && Date.now() - meta.pending_since > this.svc.config.RELAY_SETTLE_MS) this.setPending(null);
+    if (this.unsettledMs() === 0) this.settled(); // too old to land
     this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
     await this.redeliverOverdue();
     const progressAt = this.meta()?.progress_at ?? Date.now();

@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, createUnrelayed, emulator, evict, forgetMetaRow, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, emulator, evict, forgetMetaRow, markUnknownAppend, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -217,14 +217,9 @@ describe("the payment's object", () => {
   it("runs a held step once the append of unknown outcome is older than RELAY_SETTLE_MS (it can no longer land)", async () => {
     const { id, stub } = await createUnrelayed(147, { quietAlarm: true, settleMs: 60_000 });
     const [initiated] = await store().load(`pay:${id}`);
-    const markSince = (since: number) =>
-      runInDurableObject(stub, (instance: PaymentObject, state) => {
-        state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
-        forgetMetaRow(instance);
-      });
-    await markSince(Date.now());
+    await markUnknownAppend(stub, Date.now());
     expect(await stub.onEvent(eventMessage(initiated!))).toMatchObject({ outcome: "later", reason: expect.stringMatching(/not known yet/) });
-    await markSince(Date.now() - 61_000);
+    await markUnknownAppend(stub, Date.now() - 61_000);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated"]);
   });

@@ -8,7 +8,7 @@ import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.
 import worker from "../../src/index.ts";
 import type { PaymentResource } from "../../src/payment/resource.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, createUnrelayed, evict, forgetMetaRow, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, evict, forgetMetaRow, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -100,14 +100,11 @@ describe("a payment created over HTTP", () => {
   it("is held back while an earlier append's outcome is unknown, by a copy sent for later (no attempt spent), then completes", async () => {
     const { id, stub } = await createUnrelayed(137, { settleMs: 60_000 });
     // The marker of an append whose outcome is unknown, as an append leaves it; relays work again.
-    const markSince = (since: number) =>
-      runInDurableObject(stub, (instance: PaymentObject, state) => {
-        const o = instance as unknown as { env: Env };
-        o.env = { ...o.env, EVENTS: env.EVENTS };
-        state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
-        forgetMetaRow(o);
-      });
-    await markSince(Date.now());
+    await runInDurableObject(stub, (instance: PaymentObject) => {
+      const o = instance as unknown as { env: Env };
+      o.env = { ...o.env, EVENTS: env.EVENTS };
+    });
+    await markUnknownAppend(stub, Date.now());
     const initiated = await history(id);
     const sent: { body: Json; options?: QueueSendOptions }[] = [];
     const result = await deliver(initiated, sent);
@@ -124,7 +121,7 @@ describe("a payment created over HTTP", () => {
     expect(sent).toHaveLength(1);
     expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 137)).toEqual([]);
     // That copy arrives once the append can no longer land.
-    await markSince(Date.now() - 61_000);
+    await markUnknownAppend(stub, Date.now() - 61_000);
     expect((await deliver(initiated)).retryMessages).toEqual([]);
     await waitForPayment(id, (p) => p.status === "completed");
     expect(types(await history(id))).toEqual(lifecycle);

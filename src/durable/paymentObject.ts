@@ -362,7 +362,10 @@ export class PaymentObject extends DurableObject<Env> {
       // unknown outcome made at this version), so a failed read here cannot hide what Cosmos holds.
       log("warn", "append conflict", { paymentId: this.paymentId(), expected: this.version, current: result.currentVersion, attempt });
       if (attempt >= this.svc.config.CONFLICT_RETRIES) return failure("version_conflict", "the payment changed concurrently; retry the request");
-      await this.syncTail();
+      // Cosmos behind the object means its container was restored under it: Cosmos is the truth, so load it again
+      // (which drops the copy Cosmos no longer holds), as a cold start would.
+      if (result.currentVersion < this.version) await this.reload();
+      else await this.syncTail();
     }
   }
 
@@ -514,6 +517,11 @@ export class PaymentObject extends DurableObject<Env> {
       throw e;
     });
     await this.loading;
+  }
+
+  private async reload() {
+    this.loading = null;
+    await this.ensureLoaded(this.paymentId());
   }
 
   /**

@@ -103,6 +103,27 @@ describe("the payment's object", () => {
     expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded"]);
   });
 
+  it("follows Cosmos when it is behind the warm object (a container restored under it): the next command reloads the stream and succeeds", async () => {
+    const id = await writtenElsewhere(207);
+    const stub = env.PAYMENTS.getByName(id);
+    expect((await api(`/api/payments/${id}`)).body.version).toBe(4);
+    // The object, in memory, knows a version 5, relayed and delivered, that Cosmos lost.
+    const lost = encode(`pay:${id}`, 5, { type: "RefundRequested", data: { RefundId: "r-lost", Amount: 1, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+      state.storage.sql.exec("INSERT INTO events VALUES (5, ?)", JSON.stringify(lost));
+      state.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (5)");
+      state.storage.sql.exec("UPDATE meta SET relayed_version = 5");
+      forgetMetaRow(instance);
+      (instance as unknown as { version: number }).version = 5;
+    });
+
+    expect((await api(`/api/payments/${id}/refunds`, { body: { amount: 2 } })).status).toBe(202);
+    expect((await store().load(`pay:${id}`)).map((d) => [d.stream.version, d.eventType])).toContainEqual([5, "RefundRequested"]);
+    expect((await store().load(`pay:${id}`))[4]!.eventData).toMatchObject({ Amount: 2 });
+    await vi.waitFor(async () => expect(await stub.relayStatus(id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    expect(await copyVersions(stub)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it("runs no provider step on a state that an append of unknown outcome may have changed: a cancel that committed but answered 503 is found first", async () => {
     // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment; the
     // object's own recovery alarm is kept from reading Cosmos first, so that only the delivery can find the cancel.

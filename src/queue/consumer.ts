@@ -21,14 +21,16 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
     message.ack();
     return [];
   });
-  // The list and the queue's observed lag first, in one round trip for the batch. Both are secondary: a failed
-  // update is logged and repaired by the next batch (or a rebuild), and never holds a payment's lifecycle back.
+  // The list and the queue's observed lag first, in one round trip for the batch. A failed update never holds a
+  // payment's lifecycle back: the steps still run, and then each message that carried a summary is retried instead
+  // of acknowledged (its step is idempotent), so that a payment's last event cannot leave its row behind for good.
   const lag = deadLetters ? null : observedLagMs(batch.messages);
   const summaries = events.flatMap(({ event }) => (event.summary ? [event.summary] : []));
-  await projectAll(env.READ_MODEL, summaries, lag === null ? [] : [recordLag(env.READ_MODEL, lag)]).catch((e: unknown) =>
-    log("error", "payments list not updated", { queue: batch.queue, error: String(e) }),
+  const listed = await projectAll(env.READ_MODEL, summaries, lag === null ? [] : [recordLag(env.READ_MODEL, lag)]).then(
+    () => true,
+    (e: unknown) => (log("error", "payments list not updated", { queue: batch.queue, error: String(e) }), false),
   );
-  await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters)));
+  await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters, listed || !event.summary)));
 }
 
 /** Sends a message again, due in `delaySeconds`; `notBefore` keeps the wait it was given out of the observed queue lag. */
@@ -36,7 +38,7 @@ const sendLater = (env: Env, body: EventMessage & { faultCopy?: number; held?: t
   env.EVENTS.send({ ...body, notBefore: Date.now() + delaySeconds * 1000 }, { contentType: "json", delaySeconds });
 
 /** Hands one event to its payment's object, then acknowledges it or retries it with backoff. */
-async function step(message: Message<unknown>, event: EventMessage, env: Env, config: Config, deadLetters: boolean) {
+async function step(message: Message<unknown>, event: EventMessage, env: Env, config: Config, deadLetters: boolean, listed: boolean) {
   const fields = { queue: deadLetters ? "dead-letter" : "events", eventId: event.eventId, streamId: event.streamId, version: event.version, type: event.type, correlationId: event.correlationId, attempts: message.attempts };
   try {
     const stub = env.PAYMENTS.getByName(event.streamId.slice("pay:".length));
@@ -56,6 +58,7 @@ async function step(message: Message<unknown>, event: EventMessage, env: Env, co
       return message.ack();
     }
     log("info", `message ${result.outcome}`, fields);
+    if (!listed) return message.retry({ delaySeconds: backoffSeconds(config, message.attempts) });
     message.ack();
     // Fault injection (tests only): the same message again, later, so duplicated and out of order. A copy carries
     // its generation (a field the schema drops), so it is copied again on a coin of its own, not on its parent's.

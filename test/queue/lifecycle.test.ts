@@ -3,10 +3,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EventDocument } from "../../src/core/eventStore.ts";
 import { uuidFrom } from "../../src/core/ids.ts";
-import { encode } from "../../src/cosmos/codec.ts";
+import { encode, replay } from "../../src/cosmos/codec.ts";
 import type { ArmedCrash, PaymentObject } from "../../src/durable/paymentObject.ts";
 import worker from "../../src/index.ts";
-import type { PaymentResource } from "../../src/payment/resource.ts";
+import { paymentSummary, type PaymentResource } from "../../src/payment/resource.ts";
+import { initialState, type Payment } from "../../src/payment/state.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import { api, createPayment, createUnrelayed, evict, forgetMetaRow, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
@@ -24,7 +25,7 @@ async function callsFor(payment: PaymentResource) {
 }
 
 /** Delivers messages straight to the Worker's queue handler, as the queue would; `sent` records what the consumer sends itself (then not sent). */
-async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[], extra: Json = {}) {
+async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[], extra: Json = {}, bindings: Partial<Env> = {}) {
   const batch = createMessageBatch<unknown>(
     "payment-events",
     docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { ...eventMessage(d), ...extra } })),
@@ -37,7 +38,7 @@ async function deliver(docs: EventDocument[], sent?: { body: Json; options?: Que
   }
   const ctx = createExecutionContext();
   const events = sent ? ({ send: async (body: Json, options?: QueueSendOptions) => void sent.push({ body, options }) } as unknown as Queue) : env.EVENTS;
-  await worker.queue(batch as MessageBatch<unknown>, { ...env, EVENTS: events });
+  await worker.queue(batch as MessageBatch<unknown>, { ...env, EVENTS: events, ...bindings });
   return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
@@ -228,6 +229,29 @@ describe("delivery", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
     expect(types(await history(payment.id))).toEqual(lifecycle);
+  });
+});
+
+describe("the payments list", () => {
+  it("is not left behind when D1 fails a batch's update: the step still runs, the message is retried, and its retry lists it", async () => {
+    const { id } = await createUnrelayed(142);
+    const row = () => env.READ_MODEL.prepare("SELECT status, version FROM payments WHERE id = ?").bind(id).first<{ status: string; version: number }>();
+    const initiated = await history(id);
+    // The summary the relay puts in each message, which the list is kept from.
+    const summary = { summary: paymentSummary(replay(initiated, { state: initialState(), version: 0 }).state as Payment, 1, "merchant-a") };
+    const failing = { prepare: (sql: string) => env.READ_MODEL.prepare(sql), batch: () => Promise.reject(new Error("D1 is overloaded")) } as unknown as D1Database;
+
+    const once = await deliver(initiated, undefined, summary, { READ_MODEL: failing });
+    expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCreated"]);
+    expect(once.retryMessages).toHaveLength(1);
+    expect(once.explicitAcks).toEqual([]);
+    expect(await row()).toBeNull();
+
+    const again = await deliver(initiated, undefined, summary);
+    expect(again.retryMessages).toEqual([]);
+    expect(again.explicitAcks).toHaveLength(1);
+    expect(await row()).toEqual({ status: "initiated", version: 1 });
+    expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCreated"]);
   });
 });
 

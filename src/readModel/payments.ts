@@ -23,8 +23,8 @@ type Row = {
 };
 
 /** Records the payment as of `summary.version`, unless the row already holds that version or a newer one. */
-export async function project(db: D1Database, s: PaymentSummary, force = false) {
-  await projection(db, s, force).run();
+export async function project(db: D1Database, s: PaymentSummary) {
+  await projection(db, s).run();
 }
 
 /** Records the newest summary of each payment among many, with any other statements, in one round trip. */
@@ -35,16 +35,16 @@ export async function projectAll(db: D1Database, summaries: PaymentSummary[], al
   if (statements.length > 0) await db.batch(statements);
 }
 
-function projection(db: D1Database, s: PaymentSummary, force = false) {
+function projection(db: D1Database, s: PaymentSummary) {
   return db
     .prepare(
       `INSERT INTO payments (id, merchant_id, status, amount, currency, initiated_at, initiated_ms, updated_at, version, stalled, refunded_amount)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
          stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id
-       WHERE ?12 OR excluded.version > payments.version`,
+       WHERE excluded.version > payments.version`,
     )
-    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, force ? 1 : 0);
+    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount);
 }
 
 /** The cursor is opaque to clients: the last row's (initiation time, id), the listing's sort key. */
@@ -106,7 +106,8 @@ export async function clear(db: D1Database) {
 /**
  * One page of a rebuild from the event store's change feed: the first page (no continuation) empties the list,
  * then every stream written to is replayed from its events and recorded. Call again with the continuation
- * until it comes back null.
+ * until it comes back null. Rows still only move forward: the live consumer may record a newer version of a
+ * stream between its replay here and its upsert.
  */
 export async function rebuildPage(db: D1Database, store: EventStore, continuation: string | null, legacyMerchantId: string) {
   if (!continuation) await clear(db);
@@ -115,7 +116,7 @@ export async function rebuildPage(db: D1Database, store: EventStore, continuatio
   for (const streamId of page.streamIds) {
     const { state, version } = replay(await store.load(streamId));
     if (state.status === "none") continue;
-    await project(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId), true);
+    await project(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId));
     payments++;
   }
   return { payments, continuation: page.continuation };

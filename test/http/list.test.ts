@@ -2,7 +2,9 @@ import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index.ts";
+import type { EventStore } from "../../src/core/eventStore.ts";
 import { eventMessage } from "../../src/queue/message.ts";
+import { rebuildPage } from "../../src/readModel/payments.ts";
 import { api, createPayment, store, waitForAll, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
@@ -81,6 +83,17 @@ describe("the payments list", () => {
     await worker.queue(batch as MessageBatch<unknown>, env);
     const row = (await listed("?limit=100")).data.find((r) => r.id === payment.id);
     expect(row).toMatchObject({ status: "completed", version: 4 });
+  });
+
+  it("is not rolled back by a rebuild that replayed a stream just before the consumer recorded a newer event", async () => {
+    const payment = await createPayment({ amount: 23, currency: "GBP" });
+    await waitForAll([payment.id], (p) => p.status === "completed");
+    await waitListed([payment.id], (r) => r.status === "completed");
+    const docs = await store().load(`pay:${payment.id}`);
+    // A later page of a rebuild whose read of this stream came before its last event (which the consumer then listed).
+    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), load: async () => docs.slice(0, 3) } as unknown as EventStore;
+    expect(await rebuildPage(env.READ_MODEL, stale, "a later page", "dev")).toEqual({ payments: 1, continuation: null });
+    expect((await listed("?limit=100")).data.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: 4 });
   });
 
   it("is rebuilt from Cosmos's change feed by the admin route", async () => {

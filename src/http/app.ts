@@ -133,6 +133,12 @@ app.onError((err, c) => {
     log("warn", "event store unavailable", { requestId: c.get("requestId"), error });
     return problem(c, "store_unavailable", { detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 });
   }
+  // The platform's own passing failures (a payment's object overloaded, or reset by a deploy): safe to retry.
+  const platform = err as { retryable?: unknown; overloaded?: unknown };
+  if (platform.retryable === true || platform.overloaded === true) {
+    log("warn", "platform unavailable", { requestId: c.get("requestId"), error });
+    return problem(c, "service_unavailable", { detail: "retry shortly, with the same Idempotency-Key", retryAfterSeconds: 1 });
+  }
   log("error", "unhandled error", { requestId: c.get("requestId"), error });
   return problem(c, "internal_error");
 });

@@ -34,7 +34,7 @@ route(
 /** Reached without a key (see the auth middleware): the ticket is the credential. */
 live.get("/payments/:id/live", async (c) => {
   const ticket = await verifyTicket(c.get("config").WEBHOOK_SECRET, c.req.query("ticket") ?? "", Date.now());
-  const id = c.req.param("id");
+  const id = c.req.param("id").toLowerCase();
   if (!ticket || ticket.paymentId !== id) return problem(c, "unauthorized", { detail: "a valid live ticket for this payment is required" });
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return problem(c, "upgrade_required");
   const headers = new Headers(c.req.raw.headers);

@@ -13,6 +13,7 @@ export type ProblemCode =
   | "rate_limited"
   | "method_not_allowed"
   | "upgrade_required"
+  | "service_unavailable"
   | "internal_error";
 
 const table: Record<ProblemCode, { status: number; title: string }> = {
@@ -37,6 +38,7 @@ const table: Record<ProblemCode, { status: number; title: string }> = {
   upgrade_required: { status: 426, title: "This route is a WebSocket" },
   rate_limited: { status: 429, title: "Too many requests" },
   internal_error: { status: 500, title: "Internal error" },
+  service_unavailable: { status: 503, title: "The service is briefly unavailable" },
   store_unavailable: { status: 503, title: "The event store is unavailable" },
   provider_unavailable: { status: 503, title: "The payment provider is unavailable" },
 };

@@ -7,7 +7,7 @@ import { problem } from "./problems.ts";
 export function answer<T>(c: Context, reply: Reply<T>, render: (body: T) => unknown = (b) => b, status?: number) {
   if (!reply.ok) {
     const { code, message, errors, retryAfterSeconds } = reply;
-    return problem(c, code, { detail: message, ...(errors ? { errors } : {}), ...(retryAfterSeconds ? { retryAfterSeconds } : {}) });
+    return problem(c, code, { detail: message, ...(errors ? { errors } : {}), ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) });
   }
   if (reply.replayed) c.header("idempotent-replayed", "true");
   return c.json(render(reply.body) as object, (status ?? reply.status) as 200);

@@ -38,7 +38,8 @@ export const cancelBody = z
 
 export const refundBody = z.strictObject({ amount: amountSchema }).openapi("CreateRefund");
 
-export const paymentIdParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" }, example: "7551548a-b366-4081-9330-ae19bfc5557f" }) });
+// UUIDs are case-insensitive (RFC 9562); payment ids are stored, and objects named, in lower case.
+export const paymentIdParam = z.object({ id: z.uuid().toLowerCase().openapi({ param: { name: "id", in: "path" }, example: "7551548a-b366-4081-9330-ae19bfc5557f" }) });
 
 export const paymentQuery = z.strictObject({
   atVersion: z.coerce.number().int().positive().optional().openapi({ description: "The state as it was after this version" }),

@@ -215,10 +215,14 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${id}`)).body.status).toBe("cancelled");
   });
 
-  it.each(["throttled", "rejected"] as const)("never holds steps back for a refused append (%s): it did not commit", async (kind) => {
-    const amount = kind === "throttled" ? 144 : 145;
+  // Cosmos's hint when it throttled (3.5 s: Retry-After 4; 0 ms: at least 1), else a second.
+  it.each([
+    ["throttled", 3_500, 144, "4"],
+    ["throttled", 0, 146, "1"],
+    ["rejected", undefined, 145, "1"],
+  ] as const)("never holds steps back for a refused append (%s, hint %s ms): it did not commit", async (kind, hintMs, amount, retryAfter) => {
     const { id, stub } = await createUnrelayed(amount, { quietAlarm: true, settleMs: 60_000 });
-    let failWith: EventStoreError | undefined = new EventStoreError(kind, "refused", kind === "throttled" ? 3_500 : undefined);
+    let failWith: EventStoreError | undefined = new EventStoreError(kind, "refused", hintMs);
     await wrapStore(stub, (real) => ({
       append: async (s, expected, docs) => {
         const e = failWith;
@@ -228,8 +232,7 @@ describe("the payment's object", () => {
     }));
     const answered = await api(`/api/payments/${id}/cancel`, { body: {} });
     expect(answered.status).toBe(503);
-    // Cosmos's hint when it throttled (3.5 s here), else a second.
-    expect(answered.headers.get("retry-after")).toBe(kind === "throttled" ? "4" : "1");
+    expect(answered.headers.get("retry-after")).toBe(retryAfter);
     const [initiated] = await store().load(`pay:${id}`);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated"]);

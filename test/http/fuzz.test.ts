@@ -117,7 +117,7 @@ beforeAll(async () => {
   const foreignDone = await waitForPayment(foreign.body.id, (p) => p.status === "completed", { key: keys.merchantB });
   const fixture = (p: typeof ownDone) => ({ id: p.id, amount: p.amount, version: p.version, initiatedAt: p.initiatedAt });
   // Payments that do not exist: a few fixed ids (their objects stay loaded), now and then a fresh one.
-  const absent = ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", ownDone.id.toUpperCase(), "f022c0de-0000-4000-8000-000000000001", "f022c0de-0000-8000-b000-000000000002"];
+  const absent = ["00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff", "F022C0DE-0000-4000-8000-0000000000AB", "f022c0de-0000-4000-8000-000000000001", "f022c0de-0000-8000-b000-000000000002"];
   fx = {
     own: fixture(ownDone),
     foreign: fixture(foreignDone),

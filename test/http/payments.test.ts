@@ -1,4 +1,7 @@
+import { createExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../../src/index.ts";
 import { uuidPattern } from "../../src/core/ids.ts";
 import { api, createPayment, emulator, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
@@ -68,7 +71,31 @@ describe("creating a payment", () => {
   });
 });
 
+describe("the platform failing a request", () => {
+  it.each([["overloaded"], ["retryable"]] as const)("answers 503 service_unavailable with Retry-After when a payment's object is %s", async (flag) => {
+    // A payment's object the platform cannot reach for now (overloaded, or reset by a deploy): its stub throws.
+    const thrown = Object.assign(new Error(`Durable Object is ${flag}`), { [flag]: true });
+    const unreachable = { getByName: () => ({ create: () => Promise.reject(thrown) }) } as unknown as typeof env.PAYMENTS;
+    const res = await worker.fetch!(
+      new Request("http://pay.test/api/payments", { method: "POST", headers: { authorization: `Bearer ${keys.merchantA}`, "content-type": "application/json" }, body: JSON.stringify({ amount: 1, currency: "GBP" }) }),
+      { ...env, PAYMENTS: unreachable },
+      createExecutionContext(),
+    );
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(await res.json()).toMatchObject({ code: "service_unavailable" });
+  });
+});
+
 describe("reading payments", () => {
+  it("finds a payment by its id in upper case too (UUIDs are case-insensitive)", async () => {
+    const payment = await createPayment({ amount: 3.21, currency: "GBP" });
+    const res = await api(`/api/payments/${payment.id.toUpperCase()}`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: payment.id, amount: 3.21 });
+    expect((await api(`/api/payments/${payment.id.toUpperCase()}/events`)).body.events[0]).toMatchObject({ eventType: "PaymentInitiated" });
+  });
+
   it("answers 404 to an id that is not a UUID, without touching Cosmos", async () => {
     await emulator.quiet();
     await emulator.resetCounters();

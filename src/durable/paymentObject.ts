@@ -237,7 +237,7 @@ export class PaymentObject extends DurableObject<Env> {
     await this.ensureLoaded(message.streamId.slice("pay:".length));
     if (message.version > this.version || readTail) await this.syncTail();
     if (message.version > this.version) return { outcome: "retry", reason: `version ${message.version} is not readable yet` };
-    this.delivered(message.version);
+    this.delivered(message);
     return null;
   }
 
@@ -660,9 +660,11 @@ export class PaymentObject extends DurableObject<Env> {
 
   // ---- delivery: every relayed event must reach the consumer, which reports each one here ----
 
-  private delivered(version: number) {
-    if (version > this.version) return;
-    const added = this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", version).rowsWritten > 0;
+  /** Counts a delivery only for the event the object holds at its version: a message for an event Cosmos lost (its container restored under the object) is not the new event at that version. */
+  private delivered(message: EventMessage) {
+    const [held] = this.kept(message.version, message.version);
+    if (!held || eventIdOf(held) !== message.eventId) return;
+    const added = this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version).rowsWritten > 0;
     if (added) this.ctx.storage.kv.delete("redeliver-round");
   }
 

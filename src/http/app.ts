@@ -133,11 +133,16 @@ app.onError((err, c) => {
     log("warn", "event store unavailable", { requestId: c.get("requestId"), error });
     return problem(c, "store_unavailable", { detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 });
   }
-  // The platform's own passing failures (a payment's object overloaded, or reset by a deploy): safe to retry.
+  // The platform's own passing failures: a payment's object overloaded (retry later, not at once), or reset (e.g. by
+  // a deploy) after the request reached it, so a command may have run: a retry is safe with its Idempotency-Key.
   const platform = err as { retryable?: unknown; overloaded?: unknown };
   if (platform.retryable === true || platform.overloaded === true) {
     log("warn", "platform unavailable", { requestId: c.get("requestId"), error });
-    return problem(c, "service_unavailable", { detail: "retry shortly, with the same Idempotency-Key", retryAfterSeconds: 1 });
+    const overloaded = platform.overloaded === true;
+    return problem(c, "service_unavailable", {
+      detail: overloaded ? "the payment is receiving too many requests; retry later" : "the request may or may not have taken effect; retry with the same Idempotency-Key",
+      retryAfterSeconds: overloaded ? 10 : 1,
+    });
   }
   log("error", "unhandled error", { requestId: c.get("requestId"), error });
   return problem(c, "internal_error");

@@ -23,14 +23,16 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
   });
   // The list and the queue's observed lag first, in one round trip for the batch. A failed update never holds a
   // payment's lifecycle back: the steps still run, and then each message that carried a summary is retried instead
-  // of acknowledged (its step is idempotent), so that a payment's last event cannot leave its row behind for good.
+  // of acknowledged (its step is idempotent), so that the list catches up once D1 answers again. Dead letters are not
+  // retried for it (a retry would stall again a step an operator may have re-driven meanwhile); a D1 outage longer
+  // than the retries leaves rows behind until a rebuild.
   const lag = deadLetters ? null : observedLagMs(batch.messages);
   const summaries = events.flatMap(({ event }) => (event.summary ? [event.summary] : []));
   const listed = await projectAll(env.READ_MODEL, summaries, lag === null ? [] : [recordLag(env.READ_MODEL, lag)]).then(
     () => true,
     (e: unknown) => (log("error", "payments list not updated", { queue: batch.queue, error: String(e) }), false),
   );
-  await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters, listed || !event.summary)));
+  await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters, listed || deadLetters || !event.summary)));
 }
 
 /** Sends a message again, due in `delaySeconds`; `notBefore` keeps the wait it was given out of the observed queue lag. */

@@ -353,6 +353,19 @@ describe("the payment's object", () => {
     await vi.waitFor(async () => expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(false), { timeout: 10_000, interval: 50 });
   });
 
+  it("counts a delivery only for the event it holds at that version, not for another event once at that version (lost in a restore)", async () => {
+    const payment = await createPayment({ amount: 208, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 4, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    await runInDurableObject(stub, (_: PaymentObject, state) => void state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4"));
+    const completed = (await store().load(`pay:${payment.id}`))[3]!;
+    expect(await stub.onEvent({ ...eventMessage(completed), eventId: crypto.randomUUID() })).toEqual({ outcome: "ignored" });
+    expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { undelivered: [4] } });
+    expect(await stub.onEvent(eventMessage(completed))).toEqual({ outcome: "ignored" });
+    expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { undelivered: [] } });
+  });
+
   it("is not held in memory by its own recovery alarm: a payment waiting on a lost delivery can hibernate", async () => {
     const payment = await createPayment({ amount: 206, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

@@ -72,9 +72,12 @@ describe("creating a payment", () => {
 });
 
 describe("the platform failing a request", () => {
-  it.each([["overloaded"], ["retryable"]] as const)("answers 503 service_unavailable with Retry-After when a payment's object is %s", async (flag) => {
-    // A payment's object the platform cannot reach for now (overloaded, or reset by a deploy): its stub throws.
-    const thrown = Object.assign(new Error(`Durable Object is ${flag}`), { [flag]: true });
+  it.each([
+    ["overloaded", { overloaded: true, retryable: false }, "10"],
+    ["reset", { retryable: true }, "1"],
+  ] as const)("answers 503 service_unavailable with Retry-After when a payment's object is %s", async (what, flags, retryAfter) => {
+    // A payment's object the platform cannot serve for now: its stub throws an error carrying the platform's flags.
+    const thrown = Object.assign(new Error(`Durable Object ${what}`), flags);
     const unreachable = { getByName: () => ({ create: () => Promise.reject(thrown) }) } as unknown as typeof env.PAYMENTS;
     const res = await worker.fetch!(
       new Request("http://pay.test/api/payments", { method: "POST", headers: { authorization: `Bearer ${keys.merchantA}`, "content-type": "application/json" }, body: JSON.stringify({ amount: 1, currency: "GBP" }) }),
@@ -82,7 +85,7 @@ describe("the platform failing a request", () => {
       createExecutionContext(),
     );
     expect(res.status).toBe(503);
-    expect(res.headers.get("retry-after")).toBe("1");
+    expect(res.headers.get("retry-after")).toBe(retryAfter);
     expect(await res.json()).toMatchObject({ code: "service_unavailable" });
   });
 });

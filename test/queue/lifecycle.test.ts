@@ -25,9 +25,9 @@ async function callsFor(payment: PaymentResource) {
 }
 
 /** Delivers messages straight to the Worker's queue handler, as the queue would; `sent` records what the consumer sends itself (then not sent). */
-async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[], extra: Json = {}, bindings: Partial<Env> = {}) {
+async function deliver(docs: EventDocument[], sent?: { body: Json; options?: QueueSendOptions }[], extra: Json = {}, bindings: Partial<Env> = {}, queue = "payment-events") {
   const batch = createMessageBatch<unknown>(
-    "payment-events",
+    queue,
     docs.map((d, i) => ({ id: `${d.id}-${i}-${crypto.randomUUID()}`, timestamp: new Date(), attempts: 1, body: { ...eventMessage(d), ...extra } })),
   );
   // The harness's result keeps which messages were retried, not their delays: those are recorded here.
@@ -252,6 +252,10 @@ describe("the payments list", () => {
     expect(again.explicitAcks).toHaveLength(1);
     expect(await row()).toEqual({ status: "initiated", version: 1 });
     expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCreated"]);
+    // A dead letter is not retried for the list: a retry would run its stall again.
+    const dead = await deliver(initiated, undefined, summary, { READ_MODEL: failing }, "payment-events-dlq");
+    expect(dead.retryMessages).toEqual([]);
+    expect(dead.explicitAcks).toHaveLength(1);
   });
 });
 

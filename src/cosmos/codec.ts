@@ -59,14 +59,21 @@ export function encode(streamId: string, version: number, event: PaymentEvent, e
   return eventDocument(streamId, version, event.type, event.data, e.eventId, { correlationId: e.correlationId, causationId: e.causationId });
 }
 
-/** Folds stored documents onto a state: the version advances over every document, readable or not. */
+/**
+ * Folds stored documents onto a state: the version advances over every document, readable or not. Documents that
+ * cannot be read, and events the fold ignores (out of turn, or a repeat), are reported.
+ */
 export function replay(docs: EventDocument[], from: { state: State; version: number } = { state: initialState(), version: 0 }) {
   let { state, version } = from;
   const unreadable: Extract<Decoded, { ok: false }>[] = [];
   for (const doc of docs) {
     const decoded = decode(doc);
-    if (decoded.ok) state = evolve(state, decoded.event);
-    else unreadable.push(decoded);
+    if (!decoded.ok) unreadable.push(decoded);
+    else {
+      const next = evolve(state, decoded.event);
+      if (next === state) unreadable.push({ ok: false, version: doc.stream.version, eventType: doc.eventType, problem: `ignored: cannot follow a payment that is ${state.status}` });
+      state = next;
+    }
     version = doc.stream.version;
   }
   return { state, version, unreadable };

@@ -34,7 +34,8 @@ export type RejectionCode =
   | "payment_not_settled"
   | "payment_not_refundable"
   | "refund_exceeds_amount"
-  | "refund_not_found";
+  | "refund_not_found"
+  | "validation_failed";
 
 export type Rejection = { code: RejectionCode; message: string };
 export type Decision = { ok: true; events: PaymentEvent[] } | { ok: false; rejection: Rejection };
@@ -47,6 +48,9 @@ const sameMetadata = (a: Record<string, string>, b: Record<string, string>) =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
 
 export function decide(command: Command, state: State): Decision {
+  // The API validates amounts; the domain holds the line too, since a negative refund would free refundable money.
+  if ((command.type === "InitiatePayment" || command.type === "RequestRefund") && !(Number.isSafeInteger(command.amountMinor) && command.amountMinor > 0))
+    return reject("validation_failed", "an amount must be a positive whole number of minor units");
   if (command.type === "InitiatePayment") {
     const c = command;
     if (state.status === "none") {

@@ -57,6 +57,19 @@ function updateRefund(p: Payment, id: string, change: (r: Refund) => Refund): Pa
   return { ...p, refunds: p.refunds.map((r) => (r.id === id ? change(r) : r)) };
 }
 
+/**
+ * The statuses each lifecycle event may follow. The fold only moves forward: an event out of turn (Regis Pay's
+ * redelivered messages append a second PaymentCreated, possibly after completion) is ignored, never a step back.
+ */
+const follows: Partial<Record<Recorded["type"], readonly Status[]>> = {
+  PaymentCreated: ["initiated"],
+  PaymentSettled: ["initiated", "created"],
+  PaymentCompleted: ["settled"],
+  PaymentFailed: ["initiated", "created"],
+  PaymentCancelled: ["initiated", "created"],
+};
+
+/** Folds one event onto the state; an event that cannot apply (out of turn, a repeat) returns the same state object. */
 export function evolve(state: State, event: Recorded): State {
   if (event.type === "PaymentInitiated") {
     if (state.status !== "none") return state;
@@ -80,6 +93,9 @@ export function evolve(state: State, event: Recorded): State {
   // Anything before PaymentInitiated is unreadable history; the codec reports it, evolve ignores it.
   if (state.status === "none") return state;
   const p = state;
+  if (follows[event.type]?.includes(p.status) === false) return p;
+  if (event.type === "RefundRequested" && p.refunds.some((r) => r.id === event.data.RefundId)) return p;
+  if ((event.type === "RefundSucceeded" || event.type === "RefundFailed") && p.refunds.find((r) => r.id === event.data.RefundId)?.status !== "pending") return p;
   switch (event.type) {
     case "PaymentCreated":
       return {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { EventDocument } from "../../src/core/eventStore.ts";
-import { decode, encode } from "../../src/cosmos/codec.ts";
+import { decode, encode, replay } from "../../src/cosmos/codec.ts";
 import { withoutSystemProperties } from "../../src/cosmos/cosmosEventStore.ts";
 import type { PaymentEvent } from "../../src/payment/events.ts";
+import { nextStep } from "../../src/payment/lifecycle.ts";
 import { paymentResource } from "../../src/payment/resource.ts";
 import { fold } from "../../src/payment/state.ts";
 import seed from "../fixtures/seed-documents.json";
@@ -85,6 +86,27 @@ describe("the stored-event codec", () => {
     expect(decode(doc)).toMatchObject({ ok: false, version: 4, eventType: "PaymentTeleported", problem: "unknown event type PaymentTeleported" });
     const bad = { ...withoutSystemProperties(seed.documents[0]!), eventData: { PaymentId: 1 } };
     expect(decode(bad)).toMatchObject({ ok: false, version: 1, eventType: "PaymentInitiated" });
+  });
+
+  it("only moves a payment forward: events out of turn (Regis Pay's redelivered PaymentCreated) and repeats are ignored and reported", () => {
+    const stream = (events: PaymentEvent[]) => events.map((e, i) => encode("pay:p1", i + 1, e, { eventId: `e-${i + 1}`, correlationId: null, causationId: null }));
+    const again: PaymentEvent = { type: "PaymentCreated", data: { PaymentReference: "ref-2", Timestamp: at } };
+    // A second PaymentCreated before settlement, and another after completion.
+    const late = replay(stream([initiated(50), created, again, settled, completed, again, settled]));
+    expect(late.state).toMatchObject({ status: "completed", reference: "ref-1" });
+    expect(late.version).toBe(7);
+    expect(late.unreadable.map((u) => [u.version, u.eventType, u.problem])).toEqual([
+      [3, "PaymentCreated", "ignored: cannot follow a payment that is created"],
+      [6, "PaymentCreated", "ignored: cannot follow a payment that is completed"],
+      [7, "PaymentSettled", "ignored: cannot follow a payment that is completed"],
+    ]);
+    expect(nextStep(late.state)).toBeNull();
+    // Nothing moves a finished payment: no failure or cancel after settlement, no second initiation.
+    expect(replay(stream([initiated(50), created, settled, failed, cancelled, initiated(70)])).state).toMatchObject({ status: "settled", amountMinor: 5000 });
+    // A refund requested twice counts once; a refund's outcome is its first one.
+    const refunds = replay(stream([initiated(50), created, settled, completed, refundRequested("r1", 30), refundRequested("r1", 30), refundFailed("r1"), refundSucceeded("r1")]));
+    expect(refunds.state).toMatchObject({ refunds: [{ id: "r1", amountMinor: 3000, status: "failed" }] });
+    expect(refunds.unreadable.map((u) => u.version)).toEqual([6, 8]);
   });
 
   it("removes Cosmos system properties", () => {

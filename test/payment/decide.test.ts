@@ -30,6 +30,7 @@ describe("when there is no payment yet", () => {
     given().when(initiate(100, "JPY")).then([initiated(100, "JPY")]);
     given().when(initiate(1234, "KWD")).then([initiated(1.234, "KWD")]);
   });
+  it.each([[-1], [0], [Number.MAX_SAFE_INTEGER + 2]])("refuses to initiate %s minor units", (amountMinor) => given().when(initiate(amountMinor)).thenRejected("validation_failed"));
   it("keeps the merchant's metadata only when there is some", () => {
     const decision = decide(initiate(), { status: "none" });
     expect(decision.ok && "Metadata" in decision.events[0]!.data).toBe(false);
@@ -98,6 +99,8 @@ describe("when the payment is settled", () => {
   it("can no longer be cancelled", () => given(...history).when(cancel()).thenRejected("payment_not_cancellable"));
   it("refunds part of the amount", () => given(...history).when(refund("r1", 1000)).then([refundRequested("r1", 10)]));
   it("refunds exactly the remainder", () => given(...history, refundRequested("r1", 49.99)).when(refund("r2", 1)).then([refundRequested("r2", 0.01)]));
+  it.each([[-5000], [0], [1.5]])("refuses a refund of %s minor units, whatever called it", (amountMinor) =>
+    given(...history).when(refund("r1", amountMinor)).thenRejected("validation_failed"));
   it("refuses a refund over the amount", () => given(...history, refundRequested("r1", 49.99)).when(refund("r2", 2)).thenRejected("refund_exceeds_amount"));
   it("counts pending and succeeded refunds, not failed ones", () => {
     given(...history, refundRequested("r1", 30), refundSucceeded("r1"), refundRequested("r2", 20)).when(refund("r3", 1)).thenRejected("refund_exceeds_amount");

@@ -599,7 +599,7 @@ export class PaymentObject extends DurableObject<Env> {
     this.state = replayed.state;
     this.version = replayed.version;
     for (const u of replayed.unreadable)
-      log("warn", "unreadable event", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
+      log("warn", "event not applied", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
     if (progress && docs.length > 0) {
       this.updateMeta({ progress_at: Date.now() });
       this.ctx.storage.kv.delete("watchdog-round");

@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { log } from "../core/log.ts";
 import type { AppEnv } from "./app.ts";
 import { route } from "./payments.ts";
+import { thrownProblem } from "./problems.ts";
 import { answer } from "./reply.ts";
 import { rebuildPage, stalledIds } from "../readModel/payments.ts";
 import { services } from "../wiring.ts";
@@ -66,7 +67,7 @@ route(
           return reply.ok ? { id, redriven: reply.body.redriven } : { id, error: reply.code };
         } catch (e) {
           log("error", "re-drive failed", { requestId: c.get("requestId"), paymentId: id, error: String(e) });
-          return { id, error: String(e).startsWith("EventStoreError") ? "store_unavailable" : "internal_error" };
+          return { id, error: thrownProblem(e).code };
         }
       });
       payments.push(...(await Promise.all(chunk)));

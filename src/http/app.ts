@@ -11,7 +11,7 @@ import { admin } from "./admin.ts";
 import { bearer, isAdmin, merchantOf } from "./auth.ts";
 import { live } from "./live.ts";
 import { payments } from "./payments.ts";
-import { problem } from "./problems.ts";
+import { problem, thrownProblem } from "./problems.ts";
 import { fieldErrors } from "./reply.ts";
 import { problemSchema } from "./schemas.ts";
 
@@ -127,23 +127,8 @@ app.onError((err, c) => {
   if (err instanceof HTTPException && err.status === 400) return problem(c, "malformed_json", { detail: "the body is not valid JSON" });
   if (err instanceof HTTPException && err.status === 415) return problem(c, "unsupported_media_type");
   const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  // The event store failing a read (an object loading its stream cold) is as retryable as a failed append. The
-  // error crossed RPC from the payment's object, which keeps its name and message but not its class.
-  if (error.startsWith("EventStoreError")) {
-    log("warn", "event store unavailable", { requestId: c.get("requestId"), error });
-    return problem(c, "store_unavailable", { detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 });
-  }
-  // The platform's own passing failures: a payment's object overloaded (retry later, not at once), or reset (e.g. by
-  // a deploy) after the request reached it, so a command may have run: a retry is safe with its Idempotency-Key.
-  const platform = err as { retryable?: unknown; overloaded?: unknown };
-  if (platform.retryable === true || platform.overloaded === true) {
-    log("warn", "platform unavailable", { requestId: c.get("requestId"), error });
-    const overloaded = platform.overloaded === true;
-    return problem(c, "service_unavailable", {
-      detail: overloaded ? "the payment is receiving too many requests; retry later" : "the request may or may not have taken effect; retry with the same Idempotency-Key",
-      retryAfterSeconds: overloaded ? 10 : 1,
-    });
-  }
-  log("error", "unhandled error", { requestId: c.get("requestId"), error });
-  return problem(c, "internal_error");
+  const { code, ...extras } = thrownProblem(err);
+  if (code === "internal_error") log("error", "unhandled error", { requestId: c.get("requestId"), error });
+  else log("warn", code === "store_unavailable" ? "event store unavailable" : "platform unavailable", { requestId: c.get("requestId"), error });
+  return problem(c, code, extras);
 });

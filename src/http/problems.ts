@@ -45,6 +45,21 @@ const table: Record<ProblemCode, { status: number; title: string }> = {
 
 export const statusOf = (code: ProblemCode) => table[code].status;
 
+/**
+ * What an error thrown from a payment's object means to a client. The event store failing (the error crossed RPC,
+ * which keeps its name and message but not its class) is retryable with the same key; so are the platform's own
+ * passing failures: the object overloaded (retry later, not at once), or reset (e.g. by a deploy) after the request
+ * reached it, so a command may have run. Anything else is a bug.
+ */
+export function thrownProblem(err: unknown): { code: ProblemCode; detail?: string; retryAfterSeconds?: number } {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  if (text.startsWith("EventStoreError")) return { code: "store_unavailable", detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 };
+  const platform = err as { retryable?: unknown; overloaded?: unknown } | null;
+  if (platform?.overloaded === true) return { code: "service_unavailable", detail: "the payment is receiving too many requests; retry later", retryAfterSeconds: 10 };
+  if (platform?.retryable === true) return { code: "service_unavailable", detail: "the request may or may not have taken effect; retry with the same Idempotency-Key", retryAfterSeconds: 1 };
+  return { code: "internal_error" };
+}
+
 export type ProblemExtras = { detail?: string; errors?: Record<string, string[]>; retryAfterSeconds?: number };
 
 export function problem(c: Context, code: ProblemCode, extras: ProblemExtras = {}) {

@@ -88,9 +88,15 @@ export async function writtenElsewhere(amount: number, more: PaymentEvent[] = []
 const cosmos = () => inject("cosmosEndpoint");
 const provider = () => inject("providerUrl");
 
-/** After a test writes the meta row behind a warm object's back: the object keeps that row in memory, so it must read it again. */
-export function forgetMetaRow(instance: unknown) {
-  (instance as { metaRow: unknown }).metaRow = undefined;
+/**
+ * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
+ * row, small key-value entries, confirmed deliveries), so it must read them again.
+ */
+export function forgetCached(instance: unknown) {
+  const o = instance as { metaRow: unknown; deliveredRows: unknown; kvRow: Map<string, unknown> };
+  o.metaRow = undefined;
+  o.deliveredRows = null;
+  o.kvRow.clear();
 }
 
 /** Makes an object's instance relay into a queue that loses every message (that instance only). */
@@ -103,7 +109,7 @@ function loseRelays(instance: unknown) {
 export function markUnknownAppend(stub: DurableObjectStub, since: number) {
   return runInDurableObject(stub, (instance, state) => {
     state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
-    forgetMetaRow(instance);
+    forgetCached(instance);
   });
 }
 

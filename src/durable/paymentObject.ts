@@ -73,6 +73,10 @@ export class PaymentObject extends DurableObject<Env> {
   private warmHold: ReturnType<typeof setTimeout> | undefined;
   /** The meta row, read once and then written through (the object is its storage's only writer). */
   private metaRow: Meta | null | undefined;
+  /** Small values of the key-value store (recovery rounds, last relay time), read once and then written through. */
+  private readonly kvRow = new Map<string, number | undefined>();
+  /** Versions whose delivery the consumer confirmed, read once and then written through. */
+  private deliveredRows: Set<number> | null = null;
   /** Test hook: abort the object when the command path reaches one of these points. */
   readonly crashPoints = new Set<ArmedCrash>();
 
@@ -288,7 +292,7 @@ export class PaymentObject extends DurableObject<Env> {
       if (!meta) return;
       try {
         await this.check(meta);
-        this.ctx.storage.kv.delete("alarm-round");
+        this.kvDelete("alarm-round");
       } catch (e) {
         // The object retries its own checks (Cosmos or the queue unavailable, ...): the platform stops retrying a
         // throwing alarm after a few attempts, and the payment's unrelayed events would wait for its next request.
@@ -352,9 +356,8 @@ export class PaymentObject extends DurableObject<Env> {
       }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
-        this.committed(docs);
+        await this.committed(docs);
         this.setPending(null);
-        await this.relay();
         await this.scheduleAlarm();
         return { ok: true, appended: docs };
       }
@@ -546,14 +549,16 @@ export class PaymentObject extends DurableObject<Env> {
       copy = [];
       this.ctx.storage.sql.exec("DELETE FROM events");
       this.ctx.storage.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
+      this.deliveredRows = null;
       this.updateMeta({ relayed_version: Math.min(this.meta()!.relayed_version, version) });
     }
     this.keep(tail);
     this.state = initialState();
     this.version = 0;
     // Only events new to the object are progress: replaying its own copy must not reset the watchdog's clock.
-    this.apply(copy, false);
-    this.apply(tail);
+    this.fold(copy);
+    this.fold(tail);
+    if (tail.length > 0) this.progressed();
     const relayed = this.meta()?.relayed_version ?? 0;
     this.unrelayed = [...copy, ...tail].filter((d) => d.stream.version > relayed);
     await this.relay();
@@ -575,9 +580,8 @@ export class PaymentObject extends DurableObject<Env> {
   private async syncTail() {
     const tail = await this.svc.store.loadFrom(streamIdOf(this.paymentId()), this.version + 1);
     if (tail.length === 0) return;
+    await this.committed(tail);
     this.settled();
-    this.committed(tail);
-    await this.relay();
   }
 
   /**
@@ -594,16 +598,19 @@ export class PaymentObject extends DurableObject<Env> {
     return since == null ? 0 : Math.max(0, since + this.svc.config.RELAY_SETTLE_MS - Date.now());
   }
 
-  private apply(docs: EventDocument[], progress = true) {
+  /** The aggregate in memory moves on by these events. */
+  private fold(docs: EventDocument[]) {
     const replayed = replay(docs, { state: this.state, version: this.version });
     this.state = replayed.state;
     this.version = replayed.version;
     for (const u of replayed.unreadable)
       log("warn", "event not applied", { paymentId: this.paymentId(), version: u.version, eventType: u.eventType, problem: u.problem });
-    if (progress && docs.length > 0) {
-      this.updateMeta({ progress_at: Date.now() });
-      this.ctx.storage.kv.delete("watchdog-round");
-    }
+  }
+
+  /** New events are progress: the watchdog's clock starts again. */
+  private progressed() {
+    this.updateMeta({ progress_at: Date.now() });
+    this.kvDelete("watchdog-round");
   }
 
   /**
@@ -612,19 +619,26 @@ export class PaymentObject extends DurableObject<Env> {
    * messages; a failed alarm check (Cosmos unavailable) does not depend on the queue.
    */
   private backedOff(kind: "watchdog" | "redeliver" | "alarm", baseMs: number) {
-    const period = baseMs * 2 ** Math.min(this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0, 5);
+    const period = baseMs * 2 ** Math.min(this.kvGet(`${kind}-round`) ?? 0, 5);
     return kind === "alarm" ? period : Math.max(period, 2 * this.queueLagMs);
   }
 
   private backOff(kind: "watchdog" | "redeliver" | "alarm") {
-    this.ctx.storage.kv.put(`${kind}-round`, (this.ctx.storage.kv.get<number>(`${kind}-round`) ?? 0) + 1);
+    this.kvPut(`${kind}-round`, (this.kvGet(`${kind}-round`) ?? 0) + 1);
   }
 
-  /** Events known committed in Cosmos: applied, queued for the relay, and pushed to live sockets. */
-  private committed(docs: EventDocument[]) {
-    this.keep(docs);
-    this.apply(docs);
+  /**
+   * Events known committed in Cosmos: applied, relayed, kept in the object's copy, and pushed to live sockets. They are
+   * sent before anything is written: a write would hold the send until it is durable (the output gate), and the
+   * relay's bookkeeping after the send then commits with the copy, in one write. A crash in between loses only the
+   * copy's new events, which the next load reads from Cosmos and relays again (at least once).
+   */
+  private async committed(docs: EventDocument[]) {
+    this.fold(docs);
     this.unrelayed.push(...docs);
+    await this.relay();
+    this.keep(docs);
+    if (docs.length > 0) this.progressed();
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;
     const payment = this.resource();
@@ -655,7 +669,7 @@ export class PaymentObject extends DurableObject<Env> {
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
     this.updateMeta({ relayed_version: Math.max(this.meta()!.relayed_version, last) });
-    this.ctx.storage.kv.put("relayed-at", Date.now());
+    this.kvPut("relayed-at", Date.now());
   }
 
   // ---- delivery: every relayed event must reach the consumer, which reports each one here ----
@@ -664,25 +678,31 @@ export class PaymentObject extends DurableObject<Env> {
   private delivered(message: EventMessage) {
     const [held] = this.kept(message.version, message.version);
     if (!held || eventIdOf(held) !== message.eventId) return;
-    const added = this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version).rowsWritten > 0;
-    if (added) this.ctx.storage.kv.delete("redeliver-round");
+    const delivered = this.deliveries();
+    if (delivered.has(message.version)) return;
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
+    delivered.add(message.version);
+    this.kvDelete("redeliver-round");
   }
 
   /** Relayed versions the consumer has not reported (a queue can lose messages, e.g. a local one on restart). */
   private undelivered(): number[] {
     const relayed = this.meta()?.relayed_version ?? 0;
-    const reported = this.ctx.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM deliveries WHERE version <= ?", relayed).one().n;
-    if (reported >= relayed) return [];
-    const seen = new Set(this.ctx.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries").toArray().map((r) => r.version));
+    const seen = this.deliveries();
     return Array.from({ length: relayed }, (_, i) => i + 1).filter((v) => !seen.has(v));
+  }
+
+  private deliveries() {
+    this.deliveredRows ??= new Set(this.ctx.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries").toArray().map((r) => r.version));
+    return this.deliveredRows;
   }
 
   private async redeliverOverdue() {
     const missing = this.undelivered();
-    const relayedAt = this.ctx.storage.kv.get<number>("relayed-at") ?? 0;
+    const relayedAt = this.kvGet("relayed-at") ?? 0;
     if (missing.length === 0 || Date.now() - relayedAt < this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS)) return;
     await this.send(this.kept(missing[0]!).filter((d) => missing.includes(d.stream.version)));
-    this.ctx.storage.kv.put("relayed-at", Date.now());
+    this.kvPut("relayed-at", Date.now());
     this.backOff("redeliver");
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
@@ -712,11 +732,11 @@ export class PaymentObject extends DurableObject<Env> {
     const c = this.svc.config;
     const due: number[] = [];
     if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
-    if (this.undelivered().length > 0) due.push(Math.max((this.ctx.storage.kv.get<number>("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
+    if (this.undelivered().length > 0) due.push(Math.max((this.kvGet("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === null || activity) this.holdWarm(at !== null);
-    if (at === null) this.ctx.storage.kv.delete("alarm-round");
+    if (at === null) this.kvDelete("alarm-round");
     if (at === this.alarmAt) return;
     if (at === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(at);
@@ -749,6 +769,23 @@ export class PaymentObject extends DurableObject<Env> {
     if (this.meta()) return;
     this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, Date.now());
     this.metaRow = undefined;
+  }
+
+  private kvGet(key: string): number | undefined {
+    if (!this.kvRow.has(key)) this.kvRow.set(key, this.ctx.storage.kv.get<number>(key));
+    return this.kvRow.get(key);
+  }
+
+  private kvPut(key: string, value: number) {
+    this.ctx.storage.kv.put(key, value);
+    this.kvRow.set(key, value);
+  }
+
+  /** Deletes only what is there: most calls find nothing to delete. */
+  private kvDelete(key: string) {
+    if (this.kvGet(key) === undefined) return;
+    this.ctx.storage.kv.delete(key);
+    this.kvRow.set(key, undefined);
   }
 
   private setPending(since: number | null) {

@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, createUnrelayed, emulator, evict, forgetMetaRow, markUnknownAppend, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, emulator, evict, forgetCached, markUnknownAppend, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -113,7 +113,7 @@ describe("the payment's object", () => {
       state.storage.sql.exec("INSERT INTO events VALUES (5, ?)", JSON.stringify(lost));
       state.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (5)");
       state.storage.sql.exec("UPDATE meta SET relayed_version = 5");
-      forgetMetaRow(instance);
+      forgetCached(instance);
       (instance as unknown as { version: number }).version = 5;
     });
 
@@ -294,7 +294,7 @@ describe("the payment's object", () => {
     try {
       await runInDurableObject(stub, async (instance: PaymentObject, state) => {
         state.storage.sql.exec("UPDATE meta SET pending_since = ?", pendingSince);
-        forgetMetaRow(instance);
+        forgetCached(instance);
         await state.storage.setAlarm(Date.now());
       });
       // The alarms keep firing (RELAY_CHECK_MS is 200 here, doubled per failed round), each failing and re-arming.
@@ -358,7 +358,10 @@ describe("the payment's object", () => {
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
     await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 4, undelivered: [] } }), { timeout: 10_000, interval: 50 });
-    await runInDurableObject(stub, (_: PaymentObject, state) => void state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4"));
+    await runInDurableObject(stub, (o: PaymentObject, state) => {
+      state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
+      forgetCached(o);
+    });
     const completed = (await store().load(`pay:${payment.id}`))[3]!;
     expect(await stub.onEvent({ ...eventMessage(completed), eventId: crypto.randomUUID() })).toEqual({ outcome: "ignored" });
     expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { undelivered: [4] } });
@@ -372,8 +375,9 @@ describe("the payment's object", () => {
     const stub = env.PAYMENTS.getByName(payment.id);
     await vi.waitFor(async () => expect(await held(stub)).toBe(false), { timeout: 10_000, interval: 50 });
     // The Completed message's delivery is forgotten, as if the message had been lost; the alarm checks on it.
-    await runInDurableObject(stub, (_: PaymentObject, state) => {
+    await runInDurableObject(stub, (o: PaymentObject, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
+      forgetCached(o);
       return state.storage.setAlarm(Date.now() + 60_000);
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);

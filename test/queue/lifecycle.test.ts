@@ -9,7 +9,7 @@ import worker from "../../src/index.ts";
 import { paymentSummary, type PaymentResource } from "../../src/payment/resource.ts";
 import { initialState, type Payment } from "../../src/payment/state.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, createUnrelayed, evict, forgetMetaRow, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, evict, forgetCached, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -194,7 +194,7 @@ describe("the watchdog", () => {
       const o = instance as unknown as { env: Env };
       o.env = { ...o.env, EVENTS: env.EVENTS };
       state.storage.sql.exec("UPDATE meta SET progress_at = 0");
-      forgetMetaRow(o);
+      forgetCached(o);
     });
     expect((await api(`/api/payments/${id}`)).body.status).toBe("initiated");
     expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -221,9 +221,10 @@ describe("delivery", () => {
     const stub = env.PAYMENTS.getByName(payment.id);
     await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
     // The Completed message is lost: no confirmation, and long enough ago.
-    await runInDurableObject(stub, async (_: PaymentObject, state) => {
+    await runInDurableObject(stub, async (o: PaymentObject, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
       state.storage.kv.put("relayed-at", 0);
+      forgetCached(o);
       await state.storage.setAlarm(Date.now());
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -293,9 +294,10 @@ describe("a slow queue", () => {
     const relayedAt = Date.now() - 120_000;
     await env.READ_MODEL.prepare("INSERT OR REPLACE INTO queue_health VALUES (1, ?, ?)").bind(lagMs, Date.now()).run();
     const armed = () =>
-      runInDurableObject(stub, async (_: PaymentObject, state) => {
+      runInDurableObject(stub, async (o: PaymentObject, state) => {
         state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
         state.storage.kv.put("relayed-at", relayedAt);
+        forgetCached(o);
         await state.storage.setAlarm(Date.now());
       });
     await armed();

@@ -222,7 +222,7 @@ await withStack("cosmos", {}, async (stack, client) => {
   for (let i = 0; i < 50; i++) await fetch(`${stack.apiUrl}/livez`).then((r) => r.text());
   const noopCpu = runtimeCpuMs(stack);
   const noop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/livez`).then((r) => r.text())))[0]);
-  figures.noopRuntimeCpuMs = round((runtimeCpuMs(stack) - noopCpu) / 300, 2);
+  const noopRuntimeCpuMs = round((runtimeCpuMs(stack) - noopCpu) / 300, 2);
   const ids: string[] = [];
   const timedCreate = async (amount: number) => {
     const [ms, p] = await timed(() => createPayment(client, amount));
@@ -236,8 +236,6 @@ await withStack("cosmos", {}, async (stack, client) => {
     const times = await pool(200, 1, (i) => timedCreate(1 + i / 100));
     return [runtimeCpuMs(stack) - cpu, times] as const;
   });
-  figures.runtimeCpuMsPerPayment = round(create1Cpu / 200, 1);
-  figures.runtimeBusyShare = round(create1Cpu / create1Ms, 2);
   const create16 = await pool(400, 16, (i) => timedCreate(1 + i / 100));
   Object.assign(distributions, { "no-op": noop, "create, 1 at a time": create1, "create, 16 at a time": create16 });
   Object.assign(figures, {
@@ -248,6 +246,9 @@ await withStack("cosmos", {}, async (stack, client) => {
     create16P50Ms: round(percentile(create16, 50), 2),
     create16P95Ms: round(percentile(create16, 95), 2),
     create16P99Ms: round(percentile(create16, 99), 2),
+    noopRuntimeCpuMs,
+    runtimeCpuMsPerPayment: round(create1Cpu / 200, 1),
+    runtimeBusyShare: round(create1Cpu / create1Ms, 2),
   });
   say(`no-op p50 ${figures.noopP50Ms} ms; create p50/p95/p99 ${figures.createP50Ms}/${figures.createP95Ms}/${figures.createP99Ms} ms (c=1), ${figures.create16P50Ms}/${figures.create16P95Ms}/${figures.create16P99Ms} ms (c=16)`);
   say(`the runtime's CPU: ${figures.noopRuntimeCpuMs} ms per no-op; ${figures.runtimeCpuMsPerPayment} ms per payment (create and lifecycle) over the back-to-back creates, busy ${figures.runtimeBusyShare} of their time`);

@@ -636,9 +636,15 @@ export class PaymentObject extends DurableObject<Env> {
   private async committed(docs: EventDocument[]) {
     this.fold(docs);
     this.unrelayed.push(...docs);
-    await this.relay();
-    this.keep(docs);
-    if (docs.length > 0) this.progressed();
+    try {
+      await this.relay();
+    } finally {
+      // Kept even if the relay threw (the aggregate already holds them: the copy must not miss them), and in the
+      // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
+      // behind relayed_version.
+      this.keep(docs);
+      if (docs.length > 0) this.progressed();
+    }
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;
     const payment = this.resource();

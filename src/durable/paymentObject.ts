@@ -207,6 +207,9 @@ export class PaymentObject extends DurableObject<Env> {
           : unsettledMs > 0
             ? { outcome: "later", reason: "an earlier append's outcome is not known yet", afterMs: unsettledMs }
             : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
+      // Confirmed after the step, not before: a write before its provider call would hold the call until durable. A
+      // crash in between leaves the delivery unconfirmed, so the event is sent again later and finds its step done.
+      this.delivered(message);
       await this.scheduleAlarm();
       return outcome;
     });
@@ -217,6 +220,7 @@ export class PaymentObject extends DurableObject<Env> {
     return this.serializeStep(async () => {
       const behind = await this.receive(message, false);
       if (behind) return behind;
+      this.delivered(message);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
       const row = this.stepRow(step.trigger.eventId);
@@ -233,15 +237,14 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /**
-   * Takes a delivered event: loads the stream, reads the tail when the event is newer than the object's state (or
-   * `readTail`), and records the delivery. It was relayed, so it committed: a read that does not show it yet (a
+   * Takes a delivered event: loads the stream, and reads the tail when the event is newer than the object's state (or
+   * `readTail`); the caller confirms the delivery. It was relayed, so it committed: a read that does not show it yet (a
    * lagging replica) is answered "retry", never taken as done.
    */
   private async receive(message: EventMessage, readTail: boolean): Promise<StepOutcome | null> {
     await this.ensureLoaded(message.streamId.slice("pay:".length));
     if (message.version > this.version || readTail) await this.syncTail();
     if (message.version > this.version) return { outcome: "retry", reason: `version ${message.version} is not readable yet` };
-    this.delivered(message);
     return null;
   }
 

@@ -4,7 +4,8 @@
 // Relay protocol (at least once, never an uncommitted event):
 //   1. before an append, `pending_since` is written to SQLite and an alarm is set (durable before the request leaves);
 //   2. the append commits in Cosmos (the only source of truth for what happened);
-//   3. committed events are sent to the queue, then `relayed_version` advances and `pending_since` clears.
+//   3. committed events are sent to the queue before anything is written, then, in one write, the copy keeps them,
+//      `relayed_version` advances and `pending_since` clears.
 // A crash or failure anywhere leaves the alarm, which reads what Cosmos committed beyond the object's copy and sends
 // everything after `relayed_version`. Events are only ever published after being read back or confirmed committed.
 //

@@ -209,7 +209,8 @@ export class PaymentObject extends DurableObject<Env> {
             ? { outcome: "later", reason: "an earlier append's outcome is not known yet", afterMs: unsettledMs }
             : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
       // Confirmed after the step, not before: a write before its provider call would hold the call until durable. A
-      // crash in between leaves the delivery unconfirmed, so the event is sent again later and finds its step done.
+      // crash in between leaves the delivery unconfirmed: the queue retries the message (the call to the object
+      // failed), or the object re-sends the event later, and it finds its step done.
       this.delivered(message);
       await this.scheduleAlarm();
       return outcome;

@@ -72,7 +72,8 @@ function wranglerGroup(stack: Stack) {
   const found: { rssMiB: number; cpuMs: number }[] = [];
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8").slice(readFileSync(`/proc/${pid}/stat`, "utf8").lastIndexOf(")") + 2).split(" ");
+      const line = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const stat = line.slice(line.lastIndexOf(")") + 2).split(" ");
       const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
       // Fields after the command: state, ppid, pgrp (2), ..., utime (11), stime (12), in clock ticks (100 per second here).
       if (Number(stat[2]) === stack.wranglerPid && kb) found.push({ rssMiB: Number(kb[1]) / 1024, cpuMs: (Number(stat[11]) + Number(stat[12])) * 10 });

@@ -648,7 +648,7 @@ export class PaymentObject extends DurableObject<Env> {
       // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
       // behind relayed_version.
       this.keep(docs);
-      if (docs.length > 0) this.progressed();
+      this.progressed(); // its callers have events: an append's, or a tail read that found some
     }
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;

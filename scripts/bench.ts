@@ -13,7 +13,7 @@ import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
 import type { PaymentEvent } from "../src/payment/events.ts";
 import { EMULATOR_KEY } from "./cosmos/server.ts";
 import { call, createPayment, paced, percentile, pool, round, timed, waitAll, type Client } from "./load.ts";
-import { claim, root, startStack, stopGroup, until, type Stack } from "./stack.ts";
+import { claim, root, startStack, stopGroup, until, wranglerDevEnv, type Stack } from "./stack.ts";
 
 const { values: args } = parseArgs({
   options: { json: { type: "string" }, payments: { type: "string", default: "1000" }, "no-markdown": { type: "boolean", default: false } },
@@ -196,7 +196,7 @@ async function platformFloor(stateBase: string) {
     cwd: root,
     detached: true,
     stdio: "ignore",
-    env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+    env: { ...process.env, ...wranglerDevEnv },
   });
   const base = `http://127.0.0.1:${port}`;
   try {

@@ -1,5 +1,6 @@
 // The event store on Azure Cosmos DB: one partition per stream (/stream/id), appends through spAppendToStream.
 import { ChangeFeedStartFrom, CosmosClient, StatusCodes, type Container, type ErrorResponse } from "@azure/cosmos";
+import { createHttpHeaders, type HttpClient } from "@azure/core-rest-pipeline";
 import { EventStoreError, type AppendResult, type EventDocument, type EventStore } from "../core/eventStore.ts";
 import { spAppendToStreamId } from "./spAppendToStream.ts";
 
@@ -15,9 +16,28 @@ export type CosmosSettings = {
   throttleMaxWaitSeconds: number;
 };
 
+/**
+ * The runtime's fetch as the client's transport. The SDK's own (for browsers, which a Worker resembles) pipes every
+ * response through a stream transform to report download progress, which nothing here reads.
+ */
+const fetchTransport: HttpClient = {
+  async sendRequest(request) {
+    let res: Response;
+    try {
+      res = await fetch(request.url, { method: request.method, headers: request.headers.toJSON(), body: request.body as string | undefined, signal: request.abortSignal as AbortSignal | undefined });
+    } catch (e) {
+      // A timeout (the SDK's abort) stays an AbortError; anything else is a failure to send, as the SDK names it.
+      if ((e as Error).name === "AbortError") throw e;
+      throw Object.assign(new Error(`Error sending request: ${(e as Error).message}`), { code: "REQUEST_SEND_ERROR" });
+    }
+    return { request, status: res.status, headers: createHttpHeaders(Object.fromEntries(res.headers)), bodyAsText: await res.text() };
+  },
+};
+
 export function cosmosClient(s: CosmosSettings) {
   return new CosmosClient({
     endpoint: s.endpoint,
+    httpClient: fetchTransport,
     key: s.key,
     // Endpoint discovery would follow the account's advertised regional addresses; locally there is only one.
     connectionPolicy: {

@@ -24,7 +24,7 @@ import { nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifec
 import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
 import { initialState, type Payment, type State } from "../payment/state.ts";
-import { notificationBody, provider, type Notification } from "../provider/client.ts";
+import { notificationBody, provider } from "../provider/client.ts";
 import { currentLagMs } from "../queue/health.ts";
 import { eventMessage, type EventMessage } from "../queue/message.ts";
 import { services, type Services } from "../wiring.ts";
@@ -50,7 +50,6 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reply TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
-CREATE TABLE IF NOT EXISTS notifications (trigger_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (version INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (version INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 `;
@@ -78,13 +77,25 @@ export class PaymentObject extends DurableObject<Env> {
   private readonly kvRow = new Map<string, number | undefined>();
   /** Versions whose delivery the consumer confirmed, read once and then written through. */
   private deliveredRows: Set<number> | null = null;
+  private schemaReady = false;
   /** Test hook: abort the object when the command path reaches one of these points. */
   readonly crashPoints = new Set<ArmedCrash>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.svc = services(env);
-    ctx.storage.sql.exec(schema);
+  }
+
+  /**
+   * The object's tables, created at first use rather than in the constructor: there, the schema would commit on its
+   * own, and a new payment's first command would wait for one more durable write before its append.
+   */
+  private get sql() {
+    if (!this.schemaReady) {
+      this.ctx.storage.sql.exec(schema);
+      this.schemaReady = true;
+    }
+    return this.ctx.storage.sql;
   }
 
   // ---- RPC: the API's commands and reads ----
@@ -398,7 +409,7 @@ export class PaymentObject extends DurableObject<Env> {
   /** Replays a keyed command's stored reply. Keys are a merchant's: cancel and refund keys carry the merchant's id (a create's payment id is derived from it), so another merchant never finds the record. */
   private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
     if (keyed) {
-      const row = this.ctx.storage.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
+      const row = this.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
       if (row) {
         if (row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
         return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
@@ -406,7 +417,7 @@ export class PaymentObject extends DurableObject<Env> {
     }
     const reply = await run();
     if (keyed && reply.ok)
-      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now());
+      this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now());
     return reply;
   }
 
@@ -417,7 +428,7 @@ export class PaymentObject extends DurableObject<Env> {
     const s = this.svc.provider;
     const key = step.trigger.eventId;
     // Only a create attempt is recorded before it runs: a cancel must know one may have reached the provider.
-    if (step.kind === "create") this.ctx.storage.sql.exec("INSERT INTO steps (trigger_id, attempted_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempted_at = excluded.attempted_at", key, Date.now());
+    if (step.kind === "create") this.sql.exec("INSERT INTO steps (trigger_id, attempted_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempted_at = excluded.attempted_at", key, Date.now());
     const at = now();
     let result;
     let onOk: (value: never) => Command | null;
@@ -434,7 +445,7 @@ export class PaymentObject extends DurableObject<Env> {
         onRefused = (reason) => ({ type: "FailPayment", step: "settle", reason, at });
         break;
       case "notify":
-        result = await provider.notify(s, key, this.notification(key, () => ({ paymentId: p.id, eventId: key, type: "payment.settled", data: this.resource(), createdAt: at })), nowSeconds());
+        result = await provider.notify(s, key, this.notification(step), nowSeconds());
         onOk = () => ({ type: "CompletePayment", at });
         break;
       case "refund":
@@ -443,8 +454,7 @@ export class PaymentObject extends DurableObject<Env> {
         onRefused = (reason) => ({ type: "RecordRefundFailed", refundId: step.refund.id, reason, at });
         break;
       case "notify-refund": {
-        const type = step.refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
-        result = await provider.notify(s, key, this.notification(key, () => ({ paymentId: p.id, eventId: key, type, data: refundResource(p, step.refund), createdAt: at })), nowSeconds());
+        result = await provider.notify(s, key, this.notification(step), nowSeconds());
         // It appends nothing, unless it had stalled: then that stall is over.
         onOk = () => (step.refund.stalled?.step === "notify-refund" ? { type: "RecoverStep", step: "notify-refund", refundId: step.refund.id, at } : null);
         break;
@@ -455,7 +465,7 @@ export class PaymentObject extends DurableObject<Env> {
     const command = result.ok ? onOk(result.value as never) : result.permanent ? onRefused(result.reason) : null;
     if (!result.ok && !command) {
       // Failed attempts are counted, with the last reason, for the stall that exhausted retries record.
-      this.ctx.storage.sql.exec(
+      this.sql.exec(
         "INSERT INTO steps (trigger_id, attempts, last_error) VALUES (?, 1, ?) ON CONFLICT (trigger_id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error",
         key,
         result.reason,
@@ -471,20 +481,24 @@ export class PaymentObject extends DurableObject<Env> {
       }
     }
     if (step.kind === "notify-refund") {
-      this.ctx.storage.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
+      this.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
       this.notified?.add(key);
     }
     log("info", result.ok ? "step done" : "step refused", { ...fields, ...(result.ok ? {} : { reason: result.reason }) });
     return { outcome: "done" };
   }
 
-  /** The body of the notification a step sends: made at its first attempt and kept, so that retries send the same. */
-  private notification(triggerId: string, make: () => Notification) {
-    const kept = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM notifications WHERE trigger_id = ?", triggerId).toArray()[0];
-    if (kept) return kept.body;
-    const body = notificationBody(make());
-    this.ctx.storage.sql.exec("INSERT INTO notifications VALUES (?, ?)", triggerId, body);
-    return body;
+  /**
+   * The body of the notification a step sends: the payment or refund as of the event that triggers it, dated by that
+   * event. A function of the stream alone, so every attempt sends the same body without keeping it.
+   */
+  private notification(step: Extract<StepToRun, { kind: "notify" | "notify-refund" }>) {
+    const { eventId, version } = step.trigger;
+    const then = (version === this.version ? this.state : replay(this.kept(1, version)).state) as Payment;
+    if (step.kind === "notify") return notificationBody({ paymentId: then.id, eventId, type: "payment.settled", data: paymentResource(then, version), createdAt: then.times.settledAt! });
+    const refund = then.refunds.find((r) => r.id === step.refund.id)!;
+    const type = refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
+    return notificationBody({ paymentId: then.id, eventId, type, data: refundResource(then, refund), createdAt: refund.completedAt! });
   }
 
   /** Answers a failure when the provider does not cancel its payment, or null once it is cancelled. */
@@ -498,7 +512,7 @@ export class PaymentObject extends DurableObject<Env> {
   /** Notifications of a refund's outcome append nothing: whether they were delivered is kept here. */
   private isDone(step: StepToRun) {
     if (step.kind !== "notify-refund") return false;
-    this.notified ??= new Set(this.ctx.storage.sql.exec<{ trigger_id: string }>("SELECT trigger_id FROM steps WHERE done_at IS NOT NULL").toArray().map((r) => r.trigger_id));
+    this.notified ??= new Set(this.sql.exec<{ trigger_id: string }>("SELECT trigger_id FROM steps WHERE done_at IS NOT NULL").toArray().map((r) => r.trigger_id));
     return this.notified.has(step.trigger.eventId);
   }
 
@@ -552,8 +566,8 @@ export class PaymentObject extends DurableObject<Env> {
       const version = tail.at(-1)?.stream.version ?? 0;
       log("error", "the object's copy of the stream is not what Cosmos holds: copy dropped, stream reloaded", { paymentId, copyVersion: last!.stream.version, cosmosVersion: version });
       copy = [];
-      this.ctx.storage.sql.exec("DELETE FROM events");
-      this.ctx.storage.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
+      this.sql.exec("DELETE FROM events");
+      this.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
       this.deliveredRows = null;
       this.updateMeta({ relayed_version: Math.min(this.meta()!.relayed_version, version) });
     }
@@ -571,14 +585,14 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** The object's copy of the committed stream, versions `from` to `to`. */
   private kept(from: number, to = Number.MAX_SAFE_INTEGER): EventDocument[] {
-    return this.ctx.storage.sql
+    return this.sql
       .exec<{ doc: string }>("SELECT doc FROM events WHERE version BETWEEN ? AND ? ORDER BY version", from, to)
       .toArray()
       .map((r) => JSON.parse(r.doc) as EventDocument);
   }
 
   private keep(docs: EventDocument[]) {
-    for (const d of docs) this.ctx.storage.sql.exec("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
+    for (const d of docs) this.sql.exec("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
   }
 
   /** Reads only the events committed behind our back (after a conflict, or an append of unknown outcome). */
@@ -691,7 +705,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (!held || eventIdOf(held) !== message.eventId) return;
     const delivered = this.deliveries();
     if (delivered.has(message.version)) return;
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
+    this.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
     delivered.add(message.version);
     this.kvDelete("redeliver-round");
   }
@@ -704,7 +718,7 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   private deliveries() {
-    this.deliveredRows ??= new Set(this.ctx.storage.sql.exec<{ version: number }>("SELECT version FROM deliveries").toArray().map((r) => r.version));
+    this.deliveredRows ??= new Set(this.sql.exec<{ version: number }>("SELECT version FROM deliveries").toArray().map((r) => r.version));
     return this.deliveredRows;
   }
 
@@ -748,7 +762,9 @@ export class PaymentObject extends DurableObject<Env> {
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === null || activity) this.holdWarm(at !== null);
     if (at === null) this.kvDelete("alarm-round");
-    if (at === this.alarmAt) return;
+    // An alarm due sooner than needed stays: firing early only checks and sets the next one, while each move is a
+    // durable write (locally also a sync of the runtime's alarm index), and a payment's steps would move it each time.
+    if (at === this.alarmAt || (at !== null && this.alarmAt != null && this.alarmAt < at)) return;
     if (at === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(at);
     this.alarmAt = at;
@@ -765,20 +781,20 @@ export class PaymentObject extends DurableObject<Env> {
 
   private meta(): Meta | null {
     if (this.metaRow === undefined)
-      this.metaRow = this.ctx.storage.sql.exec<Meta>("SELECT payment_id, relayed_version, pending_since, progress_at FROM meta").toArray()[0] ?? null;
+      this.metaRow = this.sql.exec<Meta>("SELECT payment_id, relayed_version, pending_since, progress_at FROM meta").toArray()[0] ?? null;
     return this.metaRow;
   }
 
   private updateMeta(change: Partial<Omit<Meta, "payment_id">>) {
     const columns = Object.keys(change);
-    this.ctx.storage.sql.exec(`UPDATE meta SET ${columns.map((c) => `${c} = ?`).join(", ")}`, ...Object.values(change));
+    this.sql.exec(`UPDATE meta SET ${columns.map((c) => `${c} = ?`).join(", ")}`, ...Object.values(change));
     const meta = this.meta();
     if (meta) this.metaRow = { ...meta, ...change };
   }
 
   private remember(paymentId: string) {
     if (this.meta()) return;
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, Date.now());
+    this.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, Date.now());
     this.metaRow = undefined;
   }
 
@@ -804,7 +820,7 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   private stepRow(triggerId: string) {
-    return this.ctx.storage.sql
+    return this.sql
       .exec<{ attempts: number; attempted_at: number | null; last_error: string | null; done_at: number | null }>(
         "SELECT attempts, attempted_at, last_error, done_at FROM steps WHERE trigger_id = ?",
         triggerId,

@@ -73,6 +73,12 @@ describe("refunds", () => {
     expect(recovered.refunds[0]).toMatchObject({ status: "succeeded", stalled: null });
     await vi.waitFor(async () => expect(await listed()).toMatchObject({ stalled: false }), { timeout: 10_000, interval: 50 });
     expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(-2)).toEqual(["PaymentStepStalled", "PaymentStepRecovered"]);
+    // Every attempt, before the stall and after the re-drive (the stream had moved on), sent the same body: the
+    // refund as of the event that triggered it, dated by it.
+    const bodies = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id && JSON.parse(c.body.jsonPayload).type === "refund.succeeded").map((c: Json) => c.body.jsonPayload);
+    expect(bodies).toHaveLength(4);
+    expect(new Set(bodies).size).toBe(1);
+    expect(JSON.parse(bodies[0]!)).toMatchObject({ createdAt: recovered.refunds[0]!.completedAt, data: { object: "refund", status: "succeeded", stalled: null } });
   });
 
   it("are refused before settlement (409), on cancelled payments (409) and with too many decimals (400)", async () => {

@@ -178,6 +178,16 @@ describe("a payment created over HTTP", () => {
     expect((await api(`/api/payments/${id}`)).body).toMatchObject({ status: "created", stalled: { step: "settle" } });
   });
 
+  it("sends the same notification on every attempt: the payment as of its settlement, dated by it", async () => {
+    await simulator.settings({ failNext: { route: "notify", count: 2, status: 500 } });
+    const payment = await createPayment({ amount: 134, currency: "GBP" });
+    const done = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const bodies = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id).map((c: Json) => c.body.jsonPayload);
+    expect(bodies).toHaveLength(3);
+    expect(new Set(bodies).size).toBe(1);
+    expect(JSON.parse(bodies[0]!)).toMatchObject({ type: "payment.settled", createdAt: done.settledAt, data: { status: "settled", version: 3, settledAt: done.settledAt, completedAt: null } });
+  });
+
   it("stalls only the notification when the merchant endpoint keeps failing: the payment stays settled", async () => {
     await simulator.settings({ failNext: { route: "notify", count: 3, status: 500 } });
     const payment = await createPayment({ amount: 135, currency: "GBP" });

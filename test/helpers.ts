@@ -5,6 +5,7 @@ import { inject, vi } from "vitest";
 import { uuidFrom } from "../src/core/ids.ts";
 import { encode } from "../src/cosmos/codec.ts";
 import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
+import type { PaymentObject } from "../src/durable/paymentObject.ts";
 import type { PaymentEvent } from "../src/payment/events.ts";
 import type { PaymentResource } from "../src/payment/resource.ts";
 import { keys } from "./setup/constants.ts";
@@ -90,11 +91,12 @@ const provider = () => inject("providerUrl");
 
 /**
  * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
- * row, small key-value entries, confirmed deliveries), so it must read them again.
+ * row, small key-value entries, confirmed deliveries, its alarm's time), so it must read them again.
  */
 export function forgetCached(instance: unknown) {
-  const o = instance as { metaRow: unknown; deliveredRows: unknown; kvRow: Map<string, unknown> };
+  const o = instance as { metaRow: unknown; deliveredRows: unknown; kvRow: Map<string, unknown>; alarmAt: unknown };
   o.metaRow = undefined;
+  o.alarmAt = undefined;
   o.deliveredRows = null;
   o.kvRow.clear();
 }
@@ -138,8 +140,15 @@ export async function createUnrelayed(amount: number, opts: { quietAlarm?: boole
   });
   const res = await api("/api/payments", { body: { amount, currency: "GBP" }, headers: { "idempotency-key": key } });
   if (res.status !== 201) throw new Error(`create answered ${res.status}: ${res.text}`);
+  await settled(stub, id);
   return { id, stub };
 }
+
+/**
+ * Waits until a payment's object has done what its last command left for after the reply (the relay and its
+ * bookkeeping): a serialised call queues behind that work. For tests that change the object's state right after.
+ */
+export const settled = (stub: DurableObjectStub<PaymentObject>, id: string) => stub.relayStatus(id);
 
 export const emulator = {
   counters: async () => (await (await fetch(`${cosmos()}/_emulator/counters`)).json()) as Record<string, number>,

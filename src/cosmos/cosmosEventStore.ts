@@ -22,15 +22,14 @@ export type CosmosSettings = {
  */
 const fetchTransport: HttpClient = {
   async sendRequest(request) {
-    let res: Response;
     try {
-      res = await fetch(request.url, { method: request.method, headers: request.headers.toJSON(), body: request.body as string | undefined, signal: request.abortSignal as AbortSignal | undefined });
+      const res = await fetch(request.url, { method: request.method, headers: request.headers.toJSON(), body: request.body as string | undefined, signal: request.abortSignal as AbortSignal | undefined });
+      return { request, status: res.status, headers: createHttpHeaders(Object.fromEntries(res.headers)), bodyAsText: await res.text() };
     } catch (e) {
       // A timeout (the SDK's abort) stays an AbortError; anything else is a failure to send, as the SDK names it.
       if ((e as Error).name === "AbortError") throw e;
       throw Object.assign(new Error(`Error sending request: ${(e as Error).message}`), { code: "REQUEST_SEND_ERROR" });
     }
-    return { request, status: res.status, headers: createHttpHeaders(Object.fromEntries(res.headers)), bodyAsText: await res.text() };
   },
 };
 

@@ -38,7 +38,8 @@ export type ArmedCrash = `${CrashPoint}@${number}`;
 export type Caller = { merchantId: string; requestId: string };
 export type CreateRequest = { paymentId: string; amountMinor: number; currency: string; metadata: Record<string, string> };
 type Causation = { correlationId: string | null; causationId: string | null };
-type Executed = { ok: true; appended: EventDocument[] } | Failure;
+/** The new events are in the aggregate; `publish` relays and records them: a step awaits it, a command leaves it for after its reply (see `later`). */
+type Executed = { ok: true; appended: EventDocument[]; publish: () => Promise<void> } | Failure;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reply TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempts INTEGER NOT NULL DEFAULT 0, attempted_at INTEGER, last_error TEXT, done_at INTEGER);
+CREATE TABLE IF NOT EXISTS notifications (trigger_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (version INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (version INTEGER PRIMARY KEY, doc TEXT NOT NULL);
 `;
@@ -68,6 +70,8 @@ export class PaymentObject extends DurableObject<Env> {
   /** The queue's lag as its consumer last observed it, read when an alarm fires (see ../queue/health.ts). */
   private queueLagMs = 0;
   private queueTail: Promise<unknown> = Promise.resolve();
+  /** Work a command leaves for after its reply; the object's next operation waits for it (see `later`). */
+  private readonly laterWork: (() => unknown)[] = [];
   private alarmAt: number | null | undefined;
   /** Pending while the lifecycle is in flight: keeps the object in memory between its steps (see WARM_HOLD_MS). */
   private warmHold: ReturnType<typeof setTimeout> | undefined;
@@ -119,6 +123,7 @@ export class PaymentObject extends DurableObject<Env> {
           { correlationId: caller.requestId, causationId: caller.requestId },
         );
         if (!executed.ok) return executed;
+        this.later(executed.publish);
         return { ok: true, status: 201, body: this.resource() };
       }),
     );
@@ -169,6 +174,7 @@ export class PaymentObject extends DurableObject<Env> {
         const command: Command = { type: "CancelPayment", reason, at: now(), ...(providerReference ? { providerReference } : {}) };
         const executed = await this.execute(command, { correlationId: caller.requestId, causationId: caller.requestId });
         if (!executed.ok) return executed;
+        this.later(executed.publish);
         return { ok: true, status: 200, body: this.resource() };
       }),
     );
@@ -189,6 +195,7 @@ export class PaymentObject extends DurableObject<Env> {
           { correlationId: caller.requestId, causationId: caller.requestId },
         );
         if (!executed.ok) return executed;
+        this.later(executed.publish);
         const payment = this.state as Payment;
         return { ok: true, status: 202, body: refundResource(payment, payment.refunds.find((r) => r.id === refundId)!) };
       }),
@@ -244,8 +251,10 @@ export class PaymentObject extends DurableObject<Env> {
         { type: "StallStep", step: step.kind, reason, attempts, at: now(), ...(refundId ? { refundId } : {}) },
         { correlationId: message.correlationId, causationId: message.eventId },
       );
+      if (!executed.ok) return { outcome: "retry", reason: executed.message };
+      await executed.publish();
       log("warn", "step stalled", { paymentId: this.paymentId(), step: step.kind, eventId: message.eventId, reason, attempts });
-      return executed.ok ? { outcome: "done" } : { outcome: "retry", reason: executed.message };
+      return { outcome: "done" };
     });
   }
 
@@ -351,7 +360,7 @@ export class PaymentObject extends DurableObject<Env> {
     for (let attempt = 0; ; attempt++) {
       const decision = decide(command, this.state);
       if (!decision.ok) return failure(decision.rejection.code, decision.rejection.message);
-      if (decision.events.length === 0) return { ok: true, appended: [] };
+      if (decision.events.length === 0) return { ok: true, appended: [], publish: async () => {} };
       const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
       const earlier = this.meta()!.pending_since;
       this.setPending(Date.now());
@@ -372,10 +381,13 @@ export class PaymentObject extends DurableObject<Env> {
       }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
-        await this.committed(docs);
-        this.setPending(null);
-        await this.scheduleAlarm();
-        return { ok: true, appended: docs };
+        this.applied(docs);
+        const publish = async () => {
+          await this.published(docs);
+          this.setPending(null);
+          await this.scheduleAlarm();
+        };
+        return { ok: true, appended: docs, publish };
       }
       // Not committed, and Cosmos is ahead: the marker stays until the tail is read (which settles any append of
       // unknown outcome made at this version), so a failed read here cannot hide what Cosmos holds.
@@ -388,10 +400,34 @@ export class PaymentObject extends DurableObject<Env> {
     }
   }
 
+  /** One operation at a time; the next one also waits for the work the previous one left for after its reply. */
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queueTail.then(fn);
-    this.queueTail = run.catch(() => undefined);
+    this.queueTail = run.catch(() => undefined).then(() => this.runLater());
     return run;
+  }
+
+  /**
+   * A command answers once Cosmos holds its events, the truth its reply reports; the relay and the object's own
+   * bookkeeping follow, before the object's next operation. Waiting for them would hold the reply for the queue send
+   * and one more durable write (the output gate). A crash in between loses nothing: the pending marker is still set,
+   * and the alarm relays what Cosmos committed; a keyed retry finds the payment, and the decider treats the repeat as
+   * the same request (only the stored first reply, written with the bookkeeping, would be missing).
+   */
+  private later(work: () => unknown) {
+    this.laterWork.push(work);
+  }
+
+  private async runLater() {
+    const work = this.laterWork.splice(0);
+    if (work.length === 0) return;
+    // First a macrotask: the reply leaves before a write of this work could hold it at the output gate.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    try {
+      for (const w of work) await w();
+    } catch (e) {
+      log("error", "work after a reply failed; the alarm recovers it", { paymentId: this.paymentId(), error: String(e) });
+    }
   }
 
   /** A delivery's work, serialised; a Cosmos failure is answered as a retry (the queue backs off), not thrown. */
@@ -416,8 +452,8 @@ export class PaymentObject extends DurableObject<Env> {
       }
     }
     const reply = await run();
-    if (keyed && reply.ok)
-      this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now());
+    // Kept with the relay's bookkeeping, after the reply (see `later`).
+    if (keyed && reply.ok) this.later(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
     return reply;
   }
 
@@ -479,6 +515,7 @@ export class PaymentObject extends DurableObject<Env> {
         log("warn", "step outcome not recorded", { ...fields, code: executed.code });
         return { outcome: "retry", reason: executed.message };
       }
+      await executed.publish();
     }
     if (step.kind === "notify-refund") {
       this.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
@@ -494,11 +531,19 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private notification(step: Extract<StepToRun, { kind: "notify" | "notify-refund" }>) {
     const { eventId, version } = step.trigger;
+    // Objects of earlier releases kept the body of a notification they had begun sending: their retries send that one.
+    const kept = this.sql.exec<{ body: string }>("SELECT body FROM notifications WHERE trigger_id = ?", eventId).toArray()[0];
+    if (kept) return kept.body;
+    if (step.kind === "notify-refund") {
+      // After its outcome a refund changes only in whether its notification stalled, which as of the outcome it had not.
+      const p = this.state as Payment;
+      const refund = { ...step.refund, stalled: null };
+      const type = refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
+      return notificationBody({ paymentId: p.id, eventId, type, data: refundResource(p, refund), createdAt: refund.completedAt! });
+    }
+    // A settlement is early in its stream: when the payment has moved on since, replaying up to it reads a few events.
     const then = (version === this.version ? this.state : replay(this.kept(1, version)).state) as Payment;
-    if (step.kind === "notify") return notificationBody({ paymentId: then.id, eventId, type: "payment.settled", data: paymentResource(then, version), createdAt: then.times.settledAt! });
-    const refund = then.refunds.find((r) => r.id === step.refund.id)!;
-    const type = refund.status === "succeeded" ? "refund.succeeded" : "refund.failed";
-    return notificationBody({ paymentId: then.id, eventId, type, data: refundResource(then, refund), createdAt: refund.completedAt! });
+    return notificationBody({ paymentId: then.id, eventId, type: "payment.settled", data: paymentResource(then, version), createdAt: then.times.settledAt! });
   }
 
   /** Answers a failure when the provider does not cancel its payment, or null once it is cancelled. */
@@ -646,24 +691,15 @@ export class PaymentObject extends DurableObject<Env> {
     this.kvPut(`${kind}-round`, (this.kvGet(`${kind}-round`) ?? 0) + 1);
   }
 
-  /**
-   * Events known committed in Cosmos: applied, relayed, kept in the object's copy, and pushed to live sockets. They are
-   * sent before anything is written: a write would hold the send until it is durable (the output gate), and the
-   * relay's bookkeeping after the send then commits with the copy, in one write. A crash in between loses only the
-   * copy's new events, which the next load reads from Cosmos and relays again (at least once).
-   */
+  /** Events known committed in Cosmos: applied (see `applied`), then published (see `published`). */
   private async committed(docs: EventDocument[]) {
+    this.applied(docs);
+    await this.published(docs);
+  }
+
+  /** Events known committed: the aggregate moves on, and live sockets hear of them. */
+  private applied(docs: EventDocument[]) {
     this.fold(docs);
-    this.unrelayed.push(...docs);
-    try {
-      await this.relay();
-    } finally {
-      // Kept even if the relay threw (the aggregate already holds them: the copy must not miss them), and in the
-      // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
-      // behind relayed_version.
-      this.keep(docs);
-      this.progressed(); // its callers have events: an append's, or a tail read that found some
-    }
     const sockets = this.ctx.getWebSockets();
     if (sockets.length === 0) return;
     const payment = this.resource();
@@ -676,6 +712,25 @@ export class PaymentObject extends DurableObject<Env> {
           // A socket closing under us: the client reconnects and catches up over REST.
         }
       }
+    }
+  }
+
+  /**
+   * Events already applied: relayed, then kept in the object's copy. They are sent before anything is written: a
+   * write would hold the send until it is durable (the output gate), and the relay's bookkeeping after the send then
+   * commits with the copy, in one write. A crash in between loses only the copy's new events, which the next load
+   * reads from Cosmos and relays again (at least once).
+   */
+  private async published(docs: EventDocument[]) {
+    this.unrelayed.push(...docs);
+    try {
+      await this.relay();
+    } finally {
+      // Kept even if the relay threw (the aggregate already holds them: the copy must not miss them), and in the
+      // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
+      // behind relayed_version.
+      this.keep(docs);
+      this.progressed(); // its callers have events: an append's, or a tail read that found some
     }
   }
 

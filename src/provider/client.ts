@@ -55,8 +55,8 @@ function transientStatus(status: number, code: string | undefined) {
 }
 
 /**
- * Regis Pay's notification contract `{ id, jsonPayload }`. Built once per notification and kept: every retry must
- * send the very same body under its Idempotency-Key (the receiver may refuse a key reused with another body).
+ * Regis Pay's notification contract `{ id, jsonPayload }`. Every retry must send the very same body under its
+ * Idempotency-Key (the receiver may refuse a key reused with another body): callers build it from the stream alone.
  */
 export const notificationBody = (n: Notification) =>
   JSON.stringify({ id: n.paymentId, jsonPayload: JSON.stringify({ id: n.eventId, type: n.type, createdAt: n.createdAt, data: n.data }) });

@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, createUnrelayed, emulator, evict, forgetCached, markUnknownAppend, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, createPayment, createUnrelayed, emulator, evict, forgetCached, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -344,6 +344,7 @@ describe("the payment's object", () => {
     let payment;
     try {
       payment = await createPayment({ amount: 205, currency: "GBP" });
+      await settled(env.PAYMENTS.getByName(payment.id), payment.id);
       expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(true);
     } finally {
       await simulator.settings({ latencyMs: 0 });

@@ -338,7 +338,8 @@ describe("a crash of the payment's object", () => {
     async (crash) => {
       const amount = 140 + Math.floor(Math.random() * 1000) / 100;
       const { id, res } = await armed(crash, amount);
-      if (crash.endsWith("@1")) expect(res.status).toBe(500);
+      // A create answers once Cosmos holds its event: a crash after that point (the relay follows the reply) is not the client's.
+      expect(res.status).toBe(crash === "after-append@1" ? 500 : 201);
       const done = await waitForPayment(id, (p) => p.status === "completed");
       expect(types(await history(id))).toEqual(lifecycle);
       const creates = (await callsFor(done)).filter((c: Json) => c.route === "create" && c.outcome === "ok");

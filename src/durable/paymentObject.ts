@@ -411,22 +411,26 @@ export class PaymentObject extends DurableObject<Env> {
    * A command answers once Cosmos holds its events, the truth its reply reports; the relay and the object's own
    * bookkeeping follow, before the object's next operation. Waiting for them would hold the reply for the queue send
    * and one more durable write (the output gate). A crash in between loses nothing: the pending marker is still set,
-   * and the alarm relays what Cosmos committed; a keyed retry finds the payment, and the decider treats the repeat as
-   * the same request (only the stored first reply, written with the bookkeeping, would be missing).
+   * and the alarm relays what Cosmos committed. A keyed retry then finds no stored reply, as it did when a crash came
+   * between the append and the reply: the decider treats the repeat as the same request (a create or refund with other
+   * values is refused) and answers the payment as it is now, without the replayed mark.
    */
   private later(work: () => unknown) {
     this.laterWork.push(work);
   }
 
+  /** Called by `serialize` only, after each operation: so `later` belongs inside a serialised operation. */
   private async runLater() {
-    const work = this.laterWork.splice(0);
-    if (work.length === 0) return;
+    if (this.laterWork.length === 0) return;
     // First a macrotask: the reply leaves before a write of this work could hold it at the output gate.
     await new Promise((resolve) => setTimeout(resolve, 0));
-    try {
-      for (const w of work) await w();
-    } catch (e) {
-      log("error", "work after a reply failed; the alarm recovers it", { paymentId: this.paymentId(), error: String(e) });
+    for (let work = this.laterWork.shift(); work; work = this.laterWork.shift()) {
+      try {
+        await work();
+      } catch (e) {
+        // The relay's failures leave the pending marker for the alarm; the stored first reply is only lost.
+        log("error", "work after a reply failed", { paymentId: this.paymentId(), error: String(e) });
+      }
     }
   }
 

@@ -2,9 +2,12 @@
 import Big from "big.js";
 import { code as currencyRecord } from "currency-codes";
 
+const digitsOf = new Map<string, number | undefined>();
+
 /** Number of minor-unit digits of an ISO 4217 currency (GBP 2, JPY 0, KWD 3), or undefined when unknown. */
 export function minorDigits(currency: string): number | undefined {
-  return currencyRecord(currency)?.digits;
+  if (!digitsOf.has(currency)) digitsOf.set(currency, currencyRecord(currency)?.digits);
+  return digitsOf.get(currency);
 }
 
 export type MinorResult = { ok: true; minor: number } | { ok: false; reason: "not_finite" | "too_many_decimals" | "unknown_currency" };
@@ -31,8 +34,13 @@ export function storedToMinor(amount: number, currency: string): number {
   return new Big(amount).times(new Big(10).pow(digits)).round(0, Big.roundHalfEven).toNumber();
 }
 
-/** Integer minor units back to the major-unit JSON number Regis Pay stores (8610 GBP -> 86.1). */
+/**
+ * Integer minor units back to the major-unit JSON number Regis Pay stores (8610 GBP -> 86.1): the decimal point is
+ * placed in the integer's digits and the number read from that text, so no float arithmetic is involved.
+ */
 export function toMajor(minor: number, currency: string): number {
   const digits = minorDigits(currency) ?? 2;
-  return new Big(minor).div(new Big(10).pow(digits)).toNumber();
+  if (digits === 0) return minor;
+  const text = String(Math.abs(minor)).padStart(digits + 1, "0");
+  return Number(`${minor < 0 ? "-" : ""}${text.slice(0, -digits)}.${text.slice(-digits)}`);
 }

@@ -1,3 +1,5 @@
+import Big from "big.js";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { minorDigits, storedToMinor, toMajor, toMinor } from "../../src/payment/money.ts";
 
@@ -25,6 +27,17 @@ describe("money in ISO 4217 minor units", () => {
     expect(toMajor(1234, "KWD")).toBe(1.234);
     expect(toMajor(100, "JPY")).toBe(100);
     expect(toMajor(1, "GBP")).toBe(0.01);
+    expect(toMajor(-5, "KWD")).toBe(-0.005);
+  });
+  it("gives back the exact decimal of any whole number of minor units, and reads it back to the same units", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom("GBP", "JPY", "KWD"), (minor, currency) => {
+        const major = toMajor(minor, currency);
+        expect(major).toBe(new Big(minor).div(new Big(10).pow(minorDigits(currency)!)).toNumber());
+        if (Math.abs(minor) <= 2 ** 50) expect(toMinor(major, currency)).toEqual({ ok: true, minor });
+      }),
+      { numRuns: 2000 },
+    );
   });
   it("rounds legacy stored amounts with extra decimals half-even", () => {
     expect(storedToMinor(86.125, "GBP")).toBe(8612);

@@ -13,7 +13,7 @@ import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
 import type { PaymentEvent } from "../src/payment/events.ts";
 import { EMULATOR_KEY } from "./cosmos/server.ts";
 import { call, createPayment, paced, percentile, pool, round, timed, waitAll, type Client } from "./load.ts";
-import { claim, root, startStack, stopGroup, until, wranglerDevEnv, type Stack } from "./stack.ts";
+import { claim, root, startStack, stopGroup, until, wranglerDevEnv, type Stack, type StackOptions } from "./stack.ts";
 
 const { values: args } = parseArgs({
   options: { json: { type: "string" }, payments: { type: "string", default: "1000" }, "no-markdown": { type: "boolean", default: false } },
@@ -26,10 +26,10 @@ const say = (line: string) => console.log(line);
 // The recovery timers (watchdog, redelivery) are for lost work; a backlog is not lost work, so they are long here.
 const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "600000", REDELIVER_AFTER_MS: "600000" };
 
-async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>): Promise<T> {
+async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>, options: Partial<StackOptions> = {}): Promise<T> {
   const state = mkdtempSync(join(tmpdir(), `regis-bench-${name}-`));
   const inspectorPort = await claim(0, "wrangler's inspector");
-  const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, inspectorPort, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars } });
+  const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, inspectorPort, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars }, ...options });
   // Interrupted: stop the stack (wrangler runs in its own process group) before exiting.
   const interrupted = () => void stack.stop().finally(() => process.exit(130));
   process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
@@ -218,25 +218,33 @@ async function platformFloor(stateBase: string) {
 // ---- the run ----
 
 const started = Date.now();
-await withStack("cosmos", {}, async (stack, client) => {
-  // 1. The no-op baseline and create latency, at concurrency 1 and 16.
+/**
+ * The no-op's latency (and the runtime's CPU for it), then creates one at a time, back to back, after 20 to warm up,
+ * with the runtime's CPU over them: the creates and the lifecycles they start, which run beside them.
+ */
+async function backToBack(stack: Stack, timedCreate: (amount: number) => Promise<number>) {
   for (let i = 0; i < 50; i++) await fetch(`${stack.apiUrl}/livez`).then((r) => r.text());
   const noopCpu = runtimeCpuMs(stack);
   const noop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/livez`).then((r) => r.text())))[0]);
   const noopRuntimeCpuMs = round((runtimeCpuMs(stack) - noopCpu) / 300, 2);
+  for (let i = 0; i < 20; i++) await timedCreate(1);
+  const [create1Ms, [create1Cpu, create1]] = await timed(async () => {
+    const cpu = runtimeCpuMs(stack);
+    const times = await pool(200, 1, (i) => timedCreate(1 + i / 100));
+    return [runtimeCpuMs(stack) - cpu, times] as const;
+  });
+  return { noop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu };
+}
+
+await withStack("cosmos", {}, async (stack, client) => {
+  // 1. The no-op baseline and create latency, at concurrency 1 and 16.
   const ids: string[] = [];
   const timedCreate = async (amount: number) => {
     const [ms, p] = await timed(() => createPayment(client, amount));
     ids.push(p.id);
     return ms;
   };
-  for (let i = 0; i < 20; i++) await timedCreate(1);
-  // The runtime's CPU over the back-to-back creates: the creates and the lifecycles they start, which run beside them.
-  const [create1Ms, [create1Cpu, create1]] = await timed(async () => {
-    const cpu = runtimeCpuMs(stack);
-    const times = await pool(200, 1, (i) => timedCreate(1 + i / 100));
-    return [runtimeCpuMs(stack) - cpu, times] as const;
-  });
+  const { noop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu } = await backToBack(stack, timedCreate);
   const create16 = await pool(400, 16, (i) => timedCreate(1 + i / 100));
   Object.assign(distributions, { "no-op": noop, "create, 1 at a time": create1, "create, 16 at a time": create16 });
   Object.assign(figures, {
@@ -395,6 +403,22 @@ await withStack("memory", { EVENT_STORE: "memory", PROVIDER_URL: "instant:" }, a
 });
 figures.ceilingRatio = round((figures.paymentsPerSecond as number) / (figures.memoryPaymentsPerSecond as number), 3);
 
+// Evidence: the same back-to-back creates with wrangler's local trace recorder on, as it is by default (every stack
+// here runs without it, see scripts/stack.ts): what that development tool costs this measure.
+await withStack(
+  "traced",
+  {},
+  async (stack, client) => {
+    const run = await backToBack(stack, async (amount) => (await timed(() => createPayment(client, amount)))[0]);
+    figures.tracedNoopP50Ms = round(percentile(run.noop, 50), 2);
+    figures.tracedCreateP50Ms = round(percentile(run.create1, 50), 2);
+    figures.tracedCreateOverNoopMs = round((figures.tracedCreateP50Ms as number) - (figures.tracedNoopP50Ms as number), 2);
+    figures.tracedRuntimeCpuMsPerPayment = round(run.create1Cpu / 200, 1);
+    say(`with wrangler's trace recorder on (its default): no-op p50 ${figures.tracedNoopP50Ms} ms, create p50 ${figures.tracedCreateP50Ms} ms (${figures.tracedCreateOverNoopMs} over), runtime CPU ${figures.tracedRuntimeCpuMsPerPayment} ms per payment`);
+  },
+  { wranglerTraces: true },
+);
+
 // ---- results ----
 
 // The floor of any durable create on this runtime, for the create target's evidence: with its state where the
@@ -445,6 +469,10 @@ Command: \`npm run bench -- --json bench.json\` (${figures.benchSeconds} s). The
 Cosmos emulator, the provider simulator and \`wrangler dev --env load\` (the same Worker with the rate limit raised).
 Every target is a ratio to a baseline measured in the same run, because \`wrangler dev\` itself is slow and this
 machine is noisy. Lifecycle latency is taken from the payment's own stage timestamps (initiated to completed).
+Every stack here runs \`wrangler dev\` without its local trace recorder (\`X_LOCAL_OBSERVABILITY=false\`, see
+\`scripts/stack.ts\`), a development tool that is on by default: it records every invocation (request, RPC, queue batch,
+alarm) into a SQLite database of its own, synced to disk, on the same runtime thread as the Worker. The \`traced*\`
+figures are the same back-to-back creates with it on, in the same run, for comparison.
 
 ## Targets
 
@@ -477,7 +505,7 @@ a payment costs about the time between two creates, each create waits for the th
 else runs beside it (evidence only: the target is judged on \`createP50Ms\`).
 
 Command cost: \`warmCommandP50Ms_N\` is a refund on a warm object, timed end to end through the API like the no-op
-(HTTP, authentication, rate limit, the object, its one Cosmos append, the relay to the queue);
+(HTTP, authentication, rate limit, the object and its one Cosmos append; the relay to the queue follows the reply);
 \`regisCommandP50Ms_N\` is Regis Pay's method timed from Node straight to the emulator (one query for the whole
 stream, then the stored procedure), with no HTTP or Worker in the way, and \`appendP50Ms_N\` is its append alone,
 which is the warm path's only Cosmos work. So the columns are not one path against the other: compare how each grows

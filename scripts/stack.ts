@@ -23,6 +23,8 @@ export type StackOptions = {
   persistTo?: string;
   /** wrangler dev's inspector (DevTools protocol) port; wrangler's default (9229) without it. */
   inspectorPort?: number;
+  /** wrangler's local trace recorder (see wranglerDevEnv); off unless X_LOCAL_OBSERVABILITY turns it on. */
+  wranglerTraces?: boolean;
   /** A wrangler.toml environment (`--env`), e.g. "load"; the top level without it. */
   wranglerEnv?: string;
   database?: string;
@@ -228,7 +230,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         cwd: root,
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, ...wranglerDevEnv, WRANGLER_LOG_PATH: local("logs", "wrangler") },
+        env: {
+          ...process.env,
+          ...wranglerDevEnv,
+          ...(opts.wranglerTraces === undefined ? {} : { X_LOCAL_OBSERVABILITY: String(opts.wranglerTraces) }),
+          WRANGLER_LOG_PATH: local("logs", "wrangler"),
+        },
       });
       for (const [stream, terminal] of [
         [started.stdout, process.stdout],

@@ -72,6 +72,8 @@ export class PaymentObject extends DurableObject<Env> {
   private queueTail: Promise<unknown> = Promise.resolve();
   /** Work a command leaves for after its reply; the object's next operation waits for it (see `later`). */
   private readonly laterWork: (() => unknown)[] = [];
+  /** The Idempotency-Key of the keyed command under way, claimed at its first append (see `idempotent`). */
+  private claim: { key: string; fingerprint: string; written: boolean; kept: boolean } | null = null;
   private alarmAt: number | null | undefined;
   /** Pending while the lifecycle is in flight: keeps the object in memory between its steps (see WARM_HOLD_MS). */
   private warmHold: ReturnType<typeof setTimeout> | undefined;
@@ -363,6 +365,8 @@ export class PaymentObject extends DurableObject<Env> {
       if (decision.events.length === 0) return { ok: true, appended: [], publish: async () => {} };
       const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
       const earlier = this.meta()!.pending_since;
+      if (this.claim && !this.claim.written)
+        this.claim.written = this.sql.exec("INSERT OR IGNORE INTO idempotency VALUES (?, ?, '', ?)", this.claim.key, this.claim.fingerprint, Date.now()).rowsWritten > 0;
       this.setPending(Date.now());
       await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
       await this.crash("before-append", docs.at(-1)!.stream.version);
@@ -374,6 +378,7 @@ export class PaymentObject extends DurableObject<Env> {
         // Cosmos, the next command re-syncs through the conflict path, and deliveries wait for it to settle; the
         // window in which it could still land starts now (the client may have waited out throttling before it).
         this.setPending(refused(e) ? earlier : Date.now());
+        if (this.claim && !refused(e)) this.claim.kept = true; // it may yet commit: the key stays claimed
         log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
         // Cosmos's own hint when it throttled (after the client's waits), else a second.
         const retryAfterMs = e instanceof EventStoreError ? (e.retryAfterMs ?? 1000) : 1000;
@@ -381,6 +386,7 @@ export class PaymentObject extends DurableObject<Env> {
       }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
+        if (this.claim) this.claim.kept = true;
         this.applied(docs);
         const publish = async () => {
           await this.published(docs);
@@ -411,9 +417,8 @@ export class PaymentObject extends DurableObject<Env> {
    * A command answers once Cosmos holds its events, the truth its reply reports; the relay and the object's own
    * bookkeeping follow, before the object's next operation. Waiting for them would hold the reply for the queue send
    * and one more durable write (the output gate). A crash in between loses nothing: the pending marker is still set,
-   * and the alarm relays what Cosmos committed. A keyed retry then finds no stored reply, as it did when a crash came
-   * between the append and the reply: the decider treats the repeat as the same request (a create or refund with other
-   * values is refused) and answers the payment as it is now, without the replayed mark.
+   * and the alarm relays what Cosmos committed; a keyed retry finds the key's claim instead of its reply (see
+   * `idempotent`).
    */
   private later(work: () => unknown) {
     this.laterWork.push(work);
@@ -446,18 +451,28 @@ export class PaymentObject extends DurableObject<Env> {
     });
   }
 
-  /** Replays a keyed command's stored reply. Keys are a merchant's: cancel and refund keys carry the merchant's id (a create's payment id is derived from it), so another merchant never finds the record. */
+  /**
+   * Replays a keyed command's stored reply. Keys are a merchant's: cancel and refund keys carry the merchant's id (a
+   * create's payment id is derived from it), so another merchant never finds the record. A command that reaches its
+   * append first claims the key (its fingerprint, no reply yet) in the marker's write; the reply replaces the claim
+   * with the relay's bookkeeping (see `later`). A retry that finds only a claim (a crash in between, or an append of
+   * unknown outcome) is refused if its request differs, else decided again (the decider treats a repeat as such).
+   */
   private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
-    if (keyed) {
-      const row = this.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
-      if (row) {
-        if (row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
-        return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
-      }
+    if (!keyed) return run();
+    const row = this.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
+    if (row && row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
+    if (row && row.reply !== "") return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
+    const claim = (this.claim = { key, fingerprint, written: false, kept: false });
+    let reply: Reply<T>;
+    try {
+      reply = await run();
+    } finally {
+      this.claim = null;
     }
-    const reply = await run();
-    // Kept with the relay's bookkeeping, after the reply (see `later`).
-    if (keyed && reply.ok) this.later(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
+    if (reply.ok) this.later(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
+    // Nothing committed (refused, or rejected on a retry after a conflict): the key is free again.
+    else if (claim.written && !claim.kept) this.sql.exec("DELETE FROM idempotency WHERE key = ? AND reply = ''", key);
     return reply;
   }
 

@@ -33,6 +33,16 @@ async function wrapStore(stub: DurableObjectStub<PaymentObject>, overrides: (rea
   });
 }
 
+/** A keyed create over HTTP while the emulator fails stored-procedure calls (429: refused; 503: outcome unknown). */
+async function createWhileAppendsFail(key: string, amount: number, fault: { mode: "429" | "503"; count: number }) {
+  await emulator.fault({ kind: "sproc", ...fault });
+  try {
+    return await api("/api/payments", { body: { amount, currency: "GBP" }, headers: { "idempotency-key": key } });
+  } finally {
+    await emulator.clearFaults();
+  }
+}
+
 /** The versions in the object's own copy of its stream. */
 const copyVersions = (stub: DurableObjectStub<PaymentObject>) =>
   runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray().map((r) => r.version));
@@ -259,6 +269,25 @@ describe("the payment's object", () => {
     expect(await stub.onEvent(eventMessage(docs[1]!))).toMatchObject({ outcome: "retry" });
     lagging = false;
     expect(await stub.onEvent(eventMessage(docs[1]!))).not.toMatchObject({ outcome: "retry" });
+  });
+
+  it("frees an Idempotency-Key whose append Cosmos refused (429): a retry with another amount is decided afresh", async () => {
+    const key = crypto.randomUUID();
+    expect(await createWhileAppendsFail(key, 211, { mode: "429", count: 1000 })).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
+    const retried = await api("/api/payments", { body: { amount: 212, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(retried).toMatchObject({ status: 201, body: { amount: 212 } });
+    await waitForPayment(retried.body.id, (p) => p.status === "completed");
+  });
+
+  it("keeps an Idempotency-Key claimed while its append's outcome is unknown (503): another amount is refused, the same creates the payment once", async () => {
+    const key = crypto.randomUUID();
+    expect(await createWhileAppendsFail(key, 213, { mode: "503", count: 1 })).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
+    const other = await api("/api/payments", { body: { amount: 214, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(other).toMatchObject({ status: 422, body: { code: "idempotency_key_reused" } });
+    const same = await api("/api/payments", { body: { amount: 213, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(same).toMatchObject({ status: 201, body: { amount: 213 } });
+    await waitForPayment(same.body.id, (p) => p.status === "completed");
+    expect(await types(same.body.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
   });
 
   it("answers 503 store_unavailable (and a delivery 'retry') when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {

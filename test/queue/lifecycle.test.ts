@@ -349,6 +349,22 @@ describe("a crash of the payment's object", () => {
     },
   );
 
+  it("after a cancel's reply, before its bookkeeping: the key stays claimed, so a retry with another reason is refused", async () => {
+    // The lifecycle waits in a losing queue, so the payment stays initiated until the cancel.
+    const { id, stub } = await createUnrelayed(146);
+    await runInDurableObject(stub, (instance: PaymentObject) => instance.crashPoints.add("after-send@2"));
+    const key = crypto.randomUUID();
+    const cancel = (reason: string) => api(`/api/payments/${id}/cancel`, { body: { reason }, headers: { "idempotency-key": key } });
+    expect(await cancel("customer asked")).toMatchObject({ status: 200, body: { status: "cancelled" } });
+    // The crash lost the stored reply (and broke that stub: a new one reaches the next instance); the alarm relays the
+    // cancel from Cosmos, and the key's claim, written before the append, is still there. (To the decider, cancelling
+    // a cancelled payment is a repeat, whatever the reason.)
+    await vi.waitFor(async () => expect(await env.PAYMENTS.getByName(id).relayStatus(id)).toMatchObject({ ok: true, body: { version: 2, relayedVersion: 2 } }), { timeout: 10_000, interval: 50 });
+    expect(await cancel("another reason")).toMatchObject({ status: 422, body: { code: "idempotency_key_reused" } });
+    expect(await cancel("customer asked")).toMatchObject({ status: 200, body: { status: "cancelled", version: 2 } });
+    expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCancelled"]);
+  });
+
   it("before the append commits publishes nothing; a retry with the key then creates the payment once", async () => {
     const { id, key, res } = await armed("before-append@1", 150);
     expect(res.status).toBe(500);

@@ -39,7 +39,7 @@ export type Caller = { merchantId: string; requestId: string };
 export type CreateRequest = { paymentId: string; amountMinor: number; currency: string; metadata: Record<string, string> };
 type Causation = { correlationId: string | null; causationId: string | null };
 /** The new events are in the aggregate; `publish` relays and records them: a step awaits it, a command leaves it for after its reply (see `later`). */
-type Executed = { ok: true; appended: EventDocument[]; publish: () => Promise<void> } | Failure;
+type Executed = { ok: true; publish: () => Promise<void> } | Failure;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -362,7 +362,7 @@ export class PaymentObject extends DurableObject<Env> {
     for (let attempt = 0; ; attempt++) {
       const decision = decide(command, this.state);
       if (!decision.ok) return failure(decision.rejection.code, decision.rejection.message);
-      if (decision.events.length === 0) return { ok: true, appended: [], publish: async () => {} };
+      if (decision.events.length === 0) return { ok: true, publish: async () => {} };
       const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
       const earlier = this.meta()!.pending_since;
       if (this.claim && !this.claim.written)
@@ -393,7 +393,7 @@ export class PaymentObject extends DurableObject<Env> {
           this.setPending(null);
           await this.scheduleAlarm();
         };
-        return { ok: true, appended: docs, publish };
+        return { ok: true, publish };
       }
       // Not committed, and Cosmos is ahead: the marker stays until the tail is read (which settles any append of
       // unknown outcome made at this version), so a failed read here cannot hide what Cosmos holds.
@@ -817,6 +817,10 @@ export class PaymentObject extends DurableObject<Env> {
 
   // ---- alarms: the relay check and the watchdog ----
 
+  /**
+   * The alarm fires by `at`. One due sooner stays: firing early only checks and sets the next one, while each move is a
+   * durable write (locally also a sync of the runtime's alarm index), and a payment's steps would move it each time.
+   */
   private async ensureAlarm(at: number) {
     this.alarmAt ??= await this.ctx.storage.getAlarm();
     if (this.alarmAt === null || this.alarmAt > at) {
@@ -836,12 +840,10 @@ export class PaymentObject extends DurableObject<Env> {
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === null || activity) this.holdWarm(at !== null);
     if (at === null) this.kvDelete("alarm-round");
-    // An alarm due sooner than needed stays: firing early only checks and sets the next one, while each move is a
-    // durable write (locally also a sync of the runtime's alarm index), and a payment's steps would move it each time.
-    if (at === this.alarmAt || (at !== null && this.alarmAt != null && this.alarmAt < at)) return;
-    if (at === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(at);
-    this.alarmAt = at;
+    if (at !== null) return this.ensureAlarm(at);
+    if (this.alarmAt === null) return;
+    await this.ctx.storage.deleteAlarm();
+    this.alarmAt = null;
   }
 
   /** Anything scheduled means the lifecycle is in flight: stay in memory until WARM_HOLD_MS after the last command or delivery. */

@@ -384,9 +384,9 @@ export class PaymentObject extends DurableObject<Env> {
         const retryAfterMs = e instanceof EventStoreError ? (e.retryAfterMs ?? 1000) : 1000;
         return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: retryAfterMs / 1000 });
       }
+      if (result.ok && this.claim) this.claim.kept = true; // committed: whatever follows, the key stays claimed
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
-        if (this.claim) this.claim.kept = true;
         this.applied(docs);
         const publish = async () => {
           await this.published(docs);
@@ -464,15 +464,20 @@ export class PaymentObject extends DurableObject<Env> {
     if (row && row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
     if (row && row.reply !== "") return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
     const claim = (this.claim = { key, fingerprint, written: false, kept: false });
+    // Nothing committed (refused, rejected on a retry after a conflict, or failed before any append could land, e.g. a
+    // tail read after a conflict): the key is free again.
+    const release = () => claim.written && !claim.kept && this.sql.exec("DELETE FROM idempotency WHERE key = ? AND reply = ''", key);
     let reply: Reply<T>;
     try {
       reply = await run();
+    } catch (e) {
+      release();
+      throw e;
     } finally {
       this.claim = null;
     }
     if (reply.ok) this.later(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
-    // Nothing committed (refused, or rejected on a retry after a conflict): the key is free again.
-    else if (claim.written && !claim.kept) this.sql.exec("DELETE FROM idempotency WHERE key = ? AND reply = ''", key);
+    else release();
     return reply;
   }
 

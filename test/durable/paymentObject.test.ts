@@ -290,6 +290,26 @@ describe("the payment's object", () => {
     expect(await types(same.body.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
   });
 
+  it("frees a keyed refund's Idempotency-Key when its command fails before anything could commit (a conflict whose tail read fails): another amount is then accepted", async () => {
+    const payment = await createPayment({ amount: 60, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const s = `pay:${payment.id}`;
+    const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-behind", Amount: 5, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+    expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
+    const key = crypto.randomUUID();
+    const refund = (amount: number) => api(`/api/payments/${payment.id}/refunds`, { body: { amount }, headers: { "idempotency-key": key } });
+    await emulator.fault({ kind: "query", mode: "503", count: 40 });
+    try {
+      // The append at version 4 conflicts, and reading the missing tail fails: nothing of this refund committed.
+      expect(await refund(20)).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
+    } finally {
+      await emulator.clearFaults();
+    }
+    expect(await refund(30)).toMatchObject({ status: 202, body: { amount: 30 } });
+    const after = await waitForPayment(payment.id, (p) => p.refunds.length === 2 && p.refunds.every((r) => r.status !== "pending"));
+    expect(after.refunds.map((r) => r.amount).sort()).toEqual([30, 5]);
+  });
+
   it("answers 503 store_unavailable (and a delivery 'retry') when Cosmos fails the first load of a stream written elsewhere, and serves it once Cosmos is back", async () => {
     const id = await writtenElsewhere(203);
     const [initiated] = await store().load(`pay:${id}`);

@@ -240,8 +240,11 @@ export class PaymentObject extends DurableObject<Env> {
   /** The queue gave up on a message (dead letter): the step it triggers is marked stalled until re-driven. */
   async onExhausted(message: EventMessage): Promise<StepOutcome> {
     return this.serializeStep(async () => {
-      const behind = await this.receive(message, false);
+      // As for a delivery: an append of unknown outcome may have recorded the step's outcome (the very failure that
+      // exhausted the retries), so the tail is read first, and while such an append could still land, it waits.
+      const behind = await this.receive(message, this.meta()?.pending_since != null);
       if (behind) return behind;
+      if (this.unsettledMs() > 0) return { outcome: "retry", reason: "an earlier append's outcome is not known yet" };
       this.delivered(message);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };

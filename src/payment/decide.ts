@@ -1,6 +1,7 @@
 // Payment commands and decide: a command and the current state give new events or a typed rejection. Pure.
 // A command already reflected in the state gives no events, so repeats and redeliveries are harmless.
 import type { PaymentEvent, Step } from "./events.ts";
+import { nextStep } from "./lifecycle.ts";
 import { toMajor } from "./money.ts";
 import { committedRefundMinor, isTerminal, type Payment, type State } from "./state.ts";
 
@@ -90,13 +91,16 @@ export function decide(command: Command, state: State): Decision {
     case "StallStep": {
       const { step, reason, attempts, refundId, at } = command;
       const data = { Step: step, Reason: reason, Attempts: attempts, Timestamp: at, ...(refundId ? { RefundId: refundId } : {}) };
+      // Only a step still due stalls: one whose outcome committed meanwhile (e.g. by an append whose answer was lost,
+      // which exhausted the queue's retries) is done, and a stall recorded after it would never be cleared.
       if (refundId) {
         const refund = p.refunds.find((r) => r.id === refundId);
         if (!refund) return reject("refund_not_found", `no refund ${refundId}`);
-        return refund.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
+        const due = step === "refund" ? refund.status === "pending" : step === "notify-refund" && refund.status !== "pending";
+        return !due || refund.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
       }
       if (isTerminal(p)) return illegal(p, `stall step ${step}`);
-      return p.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
+      return nextStep(p)?.kind !== step || p.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
     }
     case "RecoverStep": {
       const { step, refundId, at } = command;

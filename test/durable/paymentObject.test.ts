@@ -290,6 +290,18 @@ describe("the payment's object", () => {
     expect(await types(same.body.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
   });
 
+  it("reads the tail before stalling a dead-lettered step: a step whose outcome an append of unknown outcome committed is not stalled", async () => {
+    const { id, stub } = await createUnrelayed(71, { quietAlarm: true });
+    const s = `pay:${id}`;
+    const [initiated] = await store().load(s);
+    // The create step's outcome, committed by an append whose answer the object never got (its marker says so).
+    const created = encode(s, 2, { type: "PaymentCreated", data: { PaymentReference: "ref-lost-answer", Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+    expect(await store().append(s, 1, [created])).toEqual({ ok: true, version: 2 });
+    await markUnknownAppend(stub, Date.now());
+    expect(await stub.onExhausted(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated"]);
+  });
+
   it("frees a keyed refund's Idempotency-Key when its command fails before anything could commit (a conflict whose tail read fails): another amount is then accepted", async () => {
     const payment = await createPayment({ amount: 60, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

@@ -55,7 +55,7 @@ describe("when the payment is initiated", () => {
   it("refuses to complete", () => given(initiated()).when(complete).thenRejected("invalid_transition"));
   it("fails on a permanent refusal", () => given(initiated()).when(fail).then([failed]));
   it("marks a stalled step, once", () =>
-    given(initiated())
+    given(initiated(), created)
       .when(stall)
       .then([{ type: "PaymentStepStalled", data: { Step: "settle", Reason: "provider unavailable", Attempts: 4, Timestamp: at } }]));
   it("is cancelled", () => given(initiated()).when(cancel()).then([{ type: "PaymentCancelled", data: { Reason: "customer asked", Timestamp: at } }]));
@@ -120,6 +120,14 @@ describe("when the payment is settled", () => {
     given(...history, refundRequested("r1", 10), refundSucceeded("r1")).when(refundKo("r1")).thenRejected("invalid_transition");
     given(...history, refundRequested("r1", 10), refundFailed("r1")).when(refundOk("r1")).thenRejected("invalid_transition");
     given(...history).when(refundOk("r9")).thenRejected("refund_not_found");
+  });
+  it("stalls only a step still due: not one whose outcome committed (an append whose answer was lost)", () => {
+    given(initiated(), created, settled).when(stall).thenNothing();
+    given(initiated()).when(stall).thenNothing();
+    const stallRefund = (step: "refund" | "notify-refund"): Command => ({ type: "StallStep", step, reason: "provider down", attempts: 4, refundId: "r1", at });
+    given(...history, refundRequested("r1", 10), refundSucceeded("r1")).when(stallRefund("refund")).thenNothing();
+    given(...history, refundRequested("r1", 10), refundFailed("r1")).when(stallRefund("refund")).thenNothing();
+    given(...history, refundRequested("r1", 10)).when(stallRefund("notify-refund")).thenNothing();
   });
   it("stalls a refund step on that refund", () =>
     given(...history, refundRequested("r1", 10))

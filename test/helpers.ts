@@ -172,4 +172,7 @@ export const simulator = {
   payments: async () => (await (await fetch(`${provider()}/_sim/payments`)).json()) as Json,
   settings: (s: Json) => fetch(`${provider()}/_sim/settings`, { method: "POST", body: JSON.stringify(s) }),
   reset: () => fetch(`${provider()}/_sim/reset`, { method: "POST" }),
+  /** Cancels a payment at the provider directly, as a cancel whose recording then failed did. */
+  cancel: (reference: string) =>
+    fetch(`${provider()}/psp/api/payments/${encodeURIComponent(reference)}/cancel`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": crypto.randomUUID() }, body: "{}" }),
 };

@@ -505,7 +505,10 @@ export class PaymentObject extends DurableObject<Env> {
       case "settle":
         result = await provider.settle(s, key, step.reference);
         onOk = () => ({ type: "RecordSettlement", reference: step.reference, at });
-        onRefused = (reason) => ({ type: "FailPayment", step: "settle", reason, at });
+        // The provider cancelled it: a cancel reached the provider but its event did not commit (refused, or the
+        // object reset in between). The payment is cancelled, as the provider says, not failed.
+        onRefused = (reason) =>
+          reason === "payment_cancelled" ? { type: "CancelPayment", reason: "cancelled at the provider", at } : { type: "FailPayment", step: "settle", reason, at };
         break;
       case "notify":
         result = await provider.notify(s, key, this.notification(step), nowSeconds());

@@ -290,6 +290,18 @@ describe("the payment's object", () => {
     expect(await types(same.body.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
   });
 
+  it("records a payment the provider says was cancelled (a cancel whose append failed after the provider's cancel) as cancelled, not failed, when settling it", async () => {
+    const { id, stub } = await createUnrelayed(72, { quietAlarm: true });
+    const s = `pay:${id}`;
+    const [initiated] = await store().load(s);
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
+    const created = (await store().load(s))[1]!;
+    expect((await simulator.cancel(String(created.eventData.PaymentReference))).status).toBe(200);
+    expect(await stub.onEvent(eventMessage(created))).toEqual({ outcome: "done" });
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentCancelled"]);
+    expect(await stub.get({ merchantId: "merchant-a", requestId: "test" }, id)).toMatchObject({ ok: true, body: { status: "cancelled" } });
+  });
+
   it("reads the tail before stalling a dead-lettered step: a step whose outcome an append of unknown outcome committed is not stalled", async () => {
     const { id, stub } = await createUnrelayed(71, { quietAlarm: true });
     const s = `pay:${id}`;

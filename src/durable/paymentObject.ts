@@ -72,6 +72,8 @@ export class PaymentObject extends DurableObject<Env> {
   private queueTail: Promise<unknown> = Promise.resolve();
   /** Work a command leaves for after its reply; the object's next operation waits for it (see `later`). */
   private readonly laterWork: (() => unknown)[] = [];
+  /** Stored replies of keyed commands, written with the relay's bookkeeping (see `storeReplies`). */
+  private readonly replies: (() => void)[] = [];
   /** The Idempotency-Key of the keyed command under way, claimed at its first append (see `idempotent`). */
   private claim: { key: string; fingerprint: string; written: boolean; kept: boolean } | null = null;
   private alarmAt: number | null | undefined;
@@ -230,8 +232,9 @@ export class PaymentObject extends DurableObject<Env> {
             : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
       // Confirmed after the step, not before: a write before its provider call would hold the call until durable. A
       // crash in between leaves the delivery unconfirmed: the queue retries the message (the call to the object
-      // failed), or the object re-sends the event later, and it finds its step done.
-      this.delivered(message);
+      // failed), or the object re-sends the event later, and it finds its step done. A step that will run again (a
+      // retry, or a copy held for later) is not confirmed: if that message is lost, the object sends the event again.
+      if (outcome.outcome === "done" || outcome.outcome === "ignored") this.delivered(message);
       await this.scheduleAlarm();
       return outcome;
     });
@@ -479,8 +482,11 @@ export class PaymentObject extends DurableObject<Env> {
     } finally {
       this.claim = null;
     }
-    if (reply.ok) this.later(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
-    else release();
+    if (reply.ok) {
+      // Written with the relay's bookkeeping (see `published`), or on its own after it when nothing was appended.
+      this.replies.push(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
+      this.later(() => this.storeReplies());
+    } else release();
     return reply;
   }
 
@@ -761,7 +767,13 @@ export class PaymentObject extends DurableObject<Env> {
       // behind relayed_version.
       this.keep(docs);
       this.progressed(); // its callers have events: an append's, or a tail read that found some
+      this.storeReplies();
     }
+  }
+
+  /** The replies of keyed commands answered since the last bookkeeping write, stored for their keys. */
+  private storeReplies() {
+    for (let write = this.replies.shift(); write; write = this.replies.shift()) write();
   }
 
   /** Sends the committed events not yet relayed; on failure they stay for the alarm. */

@@ -302,6 +302,17 @@ describe("the payment's object", () => {
     expect(await stub.get({ merchantId: "merchant-a", requestId: "test" }, id)).toMatchObject({ ok: true, body: { status: "cancelled" } });
   });
 
+  it("confirms a delivery only once its step ran: one answered 'retry' stays undelivered, so a lost retry is sent again", async () => {
+    const { id, stub } = await createUnrelayed(73, { quietAlarm: true });
+    const [initiated] = await store().load(`pay:${id}`);
+    await simulator.settings({ failNext: { route: "create", count: 1, status: 503 } });
+    expect(await stub.onEvent(eventMessage(initiated!))).toMatchObject({ outcome: "retry" });
+    expect(await stub.relayStatus(id)).toMatchObject({ ok: true, body: { undelivered: [1] } });
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "done" });
+    // Version 1 confirmed; the step's own PaymentCreated (2) went into this object's losing queue.
+    expect(await stub.relayStatus(id)).toMatchObject({ ok: true, body: { version: 2, undelivered: [2] } });
+  });
+
   it("reads the tail before stalling a dead-lettered step: a step whose outcome an append of unknown outcome committed is not stalled", async () => {
     const { id, stub } = await createUnrelayed(71, { quietAlarm: true });
     const s = `pay:${id}`;

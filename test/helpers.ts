@@ -93,6 +93,12 @@ const provider = () => inject("providerUrl");
  * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
  * row, small key-value entries, confirmed deliveries, its alarm's time), so it must read them again.
  */
+/** An object's counter (recovery rounds, last relay time: its `counters` table), read or written behind its back. */
+export const counter = (state: DurableObjectState, key: string) =>
+  state.storage.sql.exec<{ value: number }>("SELECT value FROM counters WHERE key = ?", key).toArray()[0]?.value;
+export const setCounter = (state: DurableObjectState, key: string, value: number) =>
+  void state.storage.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
+
 export function forgetCached(instance: unknown) {
   const o = instance as { metaRow: unknown; deliveredRows: unknown; kvRow: Map<string, unknown>; alarmAt: unknown };
   o.metaRow = undefined;

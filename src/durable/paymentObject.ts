@@ -2,12 +2,17 @@
 // event store, relays every committed event to the queue, and runs the payment's lifecycle steps.
 //
 // Relay protocol (at least once, never an uncommitted event):
-//   1. before an append, `pending_since` is written to SQLite and an alarm is set (durable before the request leaves);
+//   1. before the append of a merchant's command, `pending_since` is written to SQLite and an alarm is set (durable
+//      before the request leaves);
 //   2. the append commits in Cosmos (the only source of truth for what happened);
 //   3. committed events are sent to the queue before anything is written, then, in one write, the copy keeps them,
 //      `relayed_version` advances and `pending_since` clears.
 // A crash or failure anywhere leaves the alarm, which reads what Cosmos committed beyond the object's copy and sends
 // everything after `relayed_version`. Events are only ever published after being read back or confirmed committed.
+// A lifecycle step's append needs no marker of its own (step 1): its trigger is delivered again until the step is
+// confirmed (the queue retries a delivery the object failed; the watchdog alarm, set while a step is due, re-sends
+// it), and the step's retry meets an outcome that committed meanwhile through the version check (a conflict reads the
+// tail and relays it), or wins the version so that the lost append can never commit.
 //
 // The object's SQLite keeps a copy of the stream (`events`): only events known committed, always a prefix of what
 // Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, from the copy's
@@ -54,6 +59,7 @@ CREATE TABLE IF NOT EXISTS steps (trigger_id TEXT PRIMARY KEY, attempts INTEGER 
 CREATE TABLE IF NOT EXISTS notifications (trigger_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (version INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS events (version INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
 type Meta = { payment_id: string; relayed_version: number; pending_since: number | null; progress_at: number };
@@ -81,7 +87,12 @@ export class PaymentObject extends DurableObject<Env> {
   private warmHold: ReturnType<typeof setTimeout> | undefined;
   /** The meta row, read once and then written through (the object is its storage's only writer). */
   private metaRow: Meta | null | undefined;
-  /** Small values of the key-value store (recovery rounds, last relay time), read once and then written through. */
+  /**
+   * The `counters` table (recovery rounds, last relay time), read once and then written through. A table of the
+   * object's schema rather than the storage's key-value API, whose own table each new object would create at its first
+   * relay (a schema change of its own). Objects of earlier releases kept these in the key-value API: they start them
+   * again (a backoff from its first round, and one redelivery check that may come early).
+   */
   private readonly kvRow = new Map<string, number | undefined>();
   /** Versions whose delivery the consumer confirmed, read once and then written through. */
   private deliveredRows: Set<number> | null = null;
@@ -362,8 +373,12 @@ export class PaymentObject extends DurableObject<Env> {
 
   // ---- the command path ----
 
-  /** Decides, appends and relays; on a version conflict reads only the missing tail and decides again. */
-  private async execute(command: Command, causation: Causation): Promise<Executed> {
+  /**
+   * Decides, appends and relays; on a version conflict reads only the missing tail and decides again. `marked`: the
+   * append is preceded by the durable pending marker and alarm (see the relay protocol above); a lifecycle step's
+   * outcome is not (its trigger is delivered again until the step is confirmed).
+   */
+  private async execute(command: Command, causation: Causation, { marked } = { marked: true }): Promise<Executed> {
     const streamId = streamIdOf(this.paymentId());
     for (let attempt = 0; ; attempt++) {
       const decision = decide(command, this.state);
@@ -373,8 +388,10 @@ export class PaymentObject extends DurableObject<Env> {
       const earlier = this.meta()!.pending_since;
       if (this.claim && !this.claim.written)
         this.claim.written = this.sql.exec("INSERT OR IGNORE INTO idempotency VALUES (?, ?, '', ?)", this.claim.key, this.claim.fingerprint, Date.now()).rowsWritten > 0;
-      this.setPending(Date.now());
-      await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
+      if (marked) {
+        this.setPending(Date.now());
+        await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
+      }
       await this.crash("before-append", docs.at(-1)!.stream.version);
       let result;
       try {
@@ -384,6 +401,8 @@ export class PaymentObject extends DurableObject<Env> {
         // Cosmos, the next command re-syncs through the conflict path, and deliveries wait for it to settle; the
         // window in which it could still land starts now (the client may have waited out throttling before it).
         this.setPending(refused(e) ? earlier : Date.now());
+        // The alarm checks it (a step's append was not marked, so its alarm may be set only now).
+        if (!refused(e)) await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
         if (this.claim && !refused(e)) this.claim.kept = true; // it may yet commit: the key stays claimed
         log("error", "append failed", { paymentId: this.paymentId(), version: this.version, error: String(e) });
         // Cosmos's own hint when it throttled (after the client's waits), else a second.
@@ -546,7 +565,7 @@ export class PaymentObject extends DurableObject<Env> {
       return { outcome: "retry", reason: result.reason };
     }
     if (command) {
-      const executed = await this.execute(command, causation);
+      const executed = await this.execute(command, causation, { marked: false });
       if (!executed.ok) {
         log("warn", "step outcome not recorded", { ...fields, code: executed.code });
         return { outcome: "retry", reason: executed.message };
@@ -898,19 +917,19 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   private kvGet(key: string): number | undefined {
-    if (!this.kvRow.has(key)) this.kvRow.set(key, this.ctx.storage.kv.get<number>(key));
+    if (!this.kvRow.has(key)) this.kvRow.set(key, this.sql.exec<{ value: number }>("SELECT value FROM counters WHERE key = ?", key).toArray()[0]?.value);
     return this.kvRow.get(key);
   }
 
   private kvPut(key: string, value: number) {
-    this.ctx.storage.kv.put(key, value);
+    this.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
     this.kvRow.set(key, value);
   }
 
   /** Deletes only what is there: most calls find nothing to delete. */
   private kvDelete(key: string) {
     if (this.kvGet(key) === undefined) return;
-    this.ctx.storage.kv.delete(key);
+    this.sql.exec("DELETE FROM counters WHERE key = ?", key);
     this.kvRow.set(key, undefined);
   }
 

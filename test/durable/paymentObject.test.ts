@@ -6,7 +6,7 @@ import { encode } from "../../src/cosmos/codec.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, createPayment, createUnrelayed, emulator, evict, forgetCached, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, counter, createPayment, createUnrelayed, emulator, evict, forgetCached, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -369,7 +369,7 @@ describe("the payment's object", () => {
     const stateOf = () =>
       runInDurableObject(stub, async (_: PaymentObject, state) => ({
         alarm: await state.storage.getAlarm(),
-        round: state.storage.kv.get<number>("alarm-round") ?? 0,
+        round: counter(state, "alarm-round") ?? 0,
         pending: state.storage.sql.exec<{ p: number | null }>("SELECT pending_since AS p FROM meta").one().p,
       }));
     // An append of unknown outcome, long enough ago to settle: the alarm must read the tail from Cosmos, which fails.

@@ -9,7 +9,7 @@ import worker from "../../src/index.ts";
 import { paymentSummary, type PaymentResource } from "../../src/payment/resource.ts";
 import { initialState, type Payment } from "../../src/payment/state.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, createPayment, createUnrelayed, evict, forgetCached, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, counter, createPayment, createUnrelayed, evict, forgetCached, setCounter, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -233,7 +233,7 @@ describe("delivery", () => {
     // The Completed message is lost: no confirmation, and long enough ago.
     await runInDurableObject(stub, async (o: PaymentObject, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
-      state.storage.kv.put("relayed-at", 0);
+      setCounter(state, "relayed-at", 0);
       forgetCached(o);
       await state.storage.setAlarm(Date.now());
     });
@@ -306,13 +306,13 @@ describe("a slow queue", () => {
     const armed = () =>
       runInDurableObject(stub, async (o: PaymentObject, state) => {
         state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
-        state.storage.kv.put("relayed-at", relayedAt);
+        setCounter(state, "relayed-at", relayedAt);
         forgetCached(o);
         await state.storage.setAlarm(Date.now());
       });
     await armed();
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    const after = await runInDurableObject(stub, async (_: PaymentObject, state) => ({ relayedAt: state.storage.kv.get<number>("relayed-at"), alarm: await state.storage.getAlarm() }));
+    const after = await runInDurableObject(stub, async (_: PaymentObject, state) => ({ relayedAt: counter(state, "relayed-at"), alarm: await state.storage.getAlarm() }));
     expect(after.relayedAt).toBe(relayedAt); // nothing was sent again
     expect(after.alarm).toBe(relayedAt + 2 * lagMs); // the next look is when the lag says it would have arrived
     // An observation older than QUEUE_LAG_TTL_MS says nothing of now: the event is sent again and confirmed.

@@ -903,11 +903,13 @@ export class PaymentObject extends DurableObject<Env> {
     return this.metaRow;
   }
 
+  /** Writes only the columns that change (a step's bookkeeping clears a marker its append never set). */
   private updateMeta(change: Partial<Omit<Meta, "payment_id">>) {
-    const columns = Object.keys(change);
-    this.sql.exec(`UPDATE meta SET ${columns.map((c) => `${c} = ?`).join(", ")}`, ...Object.values(change));
     const meta = this.meta();
-    if (meta) this.metaRow = { ...meta, ...change };
+    const changed = Object.entries(change).filter(([column, value]) => meta?.[column as keyof Meta] !== value);
+    if (!meta || changed.length === 0) return;
+    this.sql.exec(`UPDATE meta SET ${changed.map(([column]) => `${column} = ?`).join(", ")}`, ...changed.map(([, value]) => value));
+    this.metaRow = { ...meta, ...change };
   }
 
   private remember(paymentId: string) {

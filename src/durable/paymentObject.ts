@@ -97,6 +97,8 @@ export class PaymentObject extends DurableObject<Env> {
   /** Versions whose delivery the consumer confirmed, read once and then written through. */
   private deliveredRows: Set<number> | null = null;
   private schemaReady = false;
+  /** Known to have no tables yet (see `isNew`). */
+  private untouched: boolean | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
   readonly crashPoints = new Set<ArmedCrash>();
 
@@ -111,10 +113,21 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private get sql() {
     if (!this.schemaReady) {
+      this.untouched = false;
       this.ctx.storage.sql.exec(schema);
       this.schemaReady = true;
     }
     return this.ctx.storage.sql;
+  }
+
+  /**
+   * An object that never held anything has no tables: reading a payment that does not exist (a 404, another merchant's
+   * guess) must not create them, or every guessed id would leave a stored object behind.
+   */
+  private get isNew() {
+    if (this.schemaReady) return false;
+    this.untouched ??= this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'meta'").toArray().length === 0;
+    return this.untouched;
   }
 
   // ---- RPC: the API's commands and reads ----
@@ -283,7 +296,9 @@ export class PaymentObject extends DurableObject<Env> {
    * lagging replica) is answered "retry", never taken as done.
    */
   private async receive(message: EventMessage, readTail: boolean): Promise<StepOutcome | null> {
-    await this.ensureLoaded(message.streamId.slice("pay:".length));
+    const paymentId = message.streamId.slice("pay:".length);
+    await this.ensureLoaded(paymentId);
+    this.remember(paymentId); // its event was relayed: the payment exists, even if a lagging read does not show it yet
     if (message.version > this.version || readTail) await this.syncTail();
     if (message.version > this.version) return { outcome: "retry", reason: `version ${message.version} is not readable yet` };
     return null;
@@ -485,7 +500,7 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
     if (!keyed) return run();
-    const row = this.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
+    const row = this.isNew ? undefined : this.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
     if (row && row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
     if (row && row.reply !== "") return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
     const claim = (this.claim = { key, fingerprint, written: false, kept: false });
@@ -652,11 +667,17 @@ export class PaymentObject extends DurableObject<Env> {
    * re-created under the object), Cosmos is the truth and the copy and the relay's bookkeeping beyond it are dropped.
    */
   private async load(paymentId: string) {
-    this.remember(paymentId);
     const streamId = streamIdOf(paymentId);
-    let copy = this.kept(1);
+    const isNew = this.isNew;
+    let copy = isNew ? [] : this.kept(1);
     const last = copy.at(-1);
     let tail = await this.svc.store.loadFrom(streamId, last?.stream.version ?? 1);
+    if (isNew && tail.length === 0) {
+      // No such payment: nothing is written, and nothing is held (a create, or a later read, starts afresh).
+      this.loading = null;
+      return;
+    }
+    this.remember(paymentId);
     const holdsCopy = !last || (tail[0] !== undefined && eventIdOf(tail[0]) === eventIdOf(last));
     if (holdsCopy) {
       if (last) tail = tail.slice(1);

@@ -1,8 +1,9 @@
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index.ts";
-import { uuidPattern } from "../../src/core/ids.ts";
+import { uuidFrom, uuidPattern } from "../../src/core/ids.ts";
+import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { api, createPayment, emulator, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
@@ -110,8 +111,26 @@ describe("reading payments", () => {
     expect(await emulator.counters()).toMatchObject({ query: 0, read: 0, sproc: 0 });
   });
 
-  it("answers 404 to a payment that does not exist", async () => {
-    expect(problemOf(await api(`/api/payments/${crypto.randomUUID()}`))).toMatchObject({ status: 404, code: "payment_not_found" });
+  it("answers 404 to a payment that does not exist on every route, and stores nothing for the id asked", async () => {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key); // the id a create with this key will take
+    const keyed = (k: string) => ({ "idempotency-key": k });
+    for (const res of [
+      await api(`/api/payments/${id}`),
+      await api(`/api/payments/${id}?atVersion=1`),
+      await api(`/api/payments/${id}/events`),
+      await api(`/api/payments/${id}/refunds`),
+      await api(`/api/payments/${id}/cancel`, { body: {}, headers: keyed("c-1") }),
+      await api(`/api/payments/${id}/refunds`, { body: { amount: 1 }, headers: keyed("r-1") }),
+    ])
+      expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
+    // Its object holds no table at all: a guessed id leaves nothing behind.
+    const tables = await runInDurableObject(env.PAYMENTS.getByName(id), (_: PaymentObject, state) => state.storage.sql.exec("SELECT name FROM sqlite_master").toArray());
+    expect(tables).toEqual([]);
+    // The id is still free for the create that takes it.
+    const created = await createPayment({ amount: 12, currency: "GBP" }, { idempotencyKey: key });
+    expect(created.id).toBe(id);
+    expect((await waitForPayment(id, (p) => p.status === "completed")).amount).toBe(12);
   });
 
   it("serves the history in the stored shape, paged", async () => {

@@ -192,7 +192,7 @@ export class PaymentObject extends DurableObject<Env> {
           // A create attempt may have reached the provider (e.g. it timed out): find its payment with the same
           // idempotency key and cancel it too, so that no provider payment outlives a cancelled one.
           const replay = await provider.create(this.svc.provider, p.trigger.eventId, toMajor(p.amountMinor, p.currency), p.currency);
-          if (!replay.ok && !replay.permanent) return failure("provider_unavailable", `the provider is unavailable: ${replay.reason}`, { retryAfterSeconds: 1 });
+          if (!replay.ok && !replay.permanent) return this.providerFailure(replay.reason);
           if (replay.ok) {
             providerReference = replay.value.paymentId;
             const cancelled = await this.cancelAtProvider(providerReference);
@@ -620,8 +620,15 @@ export class PaymentObject extends DurableObject<Env> {
   private async cancelAtProvider(reference: string): Promise<Failure | null> {
     const result = await provider.cancel(this.svc.provider, uuidFrom("cancel", this.paymentId()), reference);
     if (result.ok) return null;
-    if (result.permanent) return failure("payment_not_cancellable", `the provider refused to cancel: ${result.reason}`);
-    return failure("provider_unavailable", `the provider is unavailable: ${result.reason}`, { retryAfterSeconds: 1 });
+    return this.providerFailure(result.reason, result.permanent);
+  }
+
+  /** The provider's own words (its codes, our credentials failing, a network error) are logged, never told the merchant. */
+  private providerFailure(reason: string, permanent = false): Failure {
+    log("warn", permanent ? "the provider refused to cancel" : "the provider is unavailable", { paymentId: this.paymentId(), reason });
+    return permanent
+      ? failure("payment_not_cancellable", "the payment provider refused to cancel the payment")
+      : failure("provider_unavailable", "the payment provider is unavailable; retry later", { retryAfterSeconds: 1 });
   }
 
   /** Notifications of a refund's outcome append nothing: whether they were delivered is kept here. */

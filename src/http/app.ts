@@ -17,7 +17,9 @@ import { problemSchema } from "./schemas.ts";
 
 export type AppEnv = { Bindings: Env; Variables: { requestId: string; config: Config; caller: Caller } };
 
-const maxBodyBytes = 16 * 1024;
+/** Room for the largest body the schemas accept (metadata: 50 keys of 40 characters, values of 500). */
+const maxBodyBytes = 64 * 1024;
+const limitBody = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) });
 
 export const app = new OpenAPIHono<AppEnv>({
   // Invalid ids answer 404 (never reaching an object or Cosmos); everything else is a 400 with errors by field.
@@ -72,9 +74,15 @@ const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next();
 };
 
-/** JSON.parse keeps a "__proto__" key as an own property, which zod then drops without a word: it is refused. */
-const noProtoKeys: MiddlewareHandler<AppEnv> = async (c, next) => {
+/**
+ * The JSON body, read once for the validators. An empty one is no body (`{}`): many clients send the content type on
+ * every request. A "__proto__" key, which JSON.parse keeps as an own property and zod then drops without a word, is
+ * refused.
+ */
+const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method === "POST" && c.req.header("content-type") !== undefined) {
+    // The validators read the body through Hono's cache (of promises, though typed as values).
+    if ((await c.req.text()).trim() === "") Object.assign(c.req.bodyCache, { text: Promise.resolve("{}") });
     const body = await c.req.json().catch(() => undefined);
     if (hasProtoKey(body)) return problem(c, "validation_failed", { errors: { ["__proto__"]: ["this key is not allowed"] } });
   }
@@ -93,8 +101,8 @@ function hasProtoKey(value: unknown) {
   return false;
 }
 // Checked in this order: the content type, the size, the key, then the body (which only a known caller gets read).
-// Operators' bodies are not size-checked before their key: the 401 comes first there.
-app.use("/api/*", requestGuards, bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) }));
+// Operators' bodies are size-checked after their key: the 401 comes first there.
+app.use("/api/*", requestGuards, limitBody);
 app.use("/admin/*", requestGuards);
 
 app.use("/api/*", async (c, next) => {
@@ -112,9 +120,10 @@ app.use("/admin/*", async (c, next) => {
   if (!(await isAdmin(c.get("config"), bearer(c.req.header("authorization"))))) return problem(c, "unauthorized");
   await next();
 });
+app.use("/admin/*", limitBody);
 
-app.use("/api/*", noProtoKeys);
-app.use("/admin/*", noProtoKeys);
+app.use("/api/*", jsonBody);
+app.use("/admin/*", jsonBody);
 
 app.route("/api", payments);
 app.route("/api", live);

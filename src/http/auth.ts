@@ -7,8 +7,9 @@ export async function sha256Hex(text: string) {
   return Buffer.from(await crypto.subtle.digest("SHA-256", encoder.encode(text))).toString("hex");
 }
 
+/** The key of an `Authorization: Bearer <key>` header (the scheme's name is case-insensitive, RFC 9110 §11.1). */
 export function bearer(header: string | undefined) {
-  const match = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header ?? "");
+  const match = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header ?? "");
   return match?.[1] ?? null;
 }
 

@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono, z, type RouteConfig, type RouteHandler } from
 import type { Context } from "hono";
 import type { Config } from "../config.ts";
 import { uuidFrom } from "../core/ids.ts";
+import { log } from "../core/log.ts";
 import { minorDigits, toMinor } from "../payment/money.ts";
 import { answer } from "./reply.ts";
 import type { AppEnv } from "./app.ts";
@@ -194,11 +195,17 @@ route(
     request: { query: listQuery },
     responses: {
       200: { description: "A page", ...json(z.object({ object: z.literal("list"), data: z.array(paymentSummarySchema), nextCursor: z.string().nullable() })) },
-      ...problems(400, 401),
+      ...problems(400, 401, 503),
     },
   }),
   async (c) => {
     const q = c.req.valid("query");
-    return c.json(await list(c.env.READ_MODEL, { ...q, merchantId: c.get("caller").merchantId }), 200);
+    try {
+      return c.json(await list(c.env.READ_MODEL, { ...q, merchantId: c.get("caller").merchantId }), 200);
+    } catch (e) {
+      // The read model (D1) failing is passing: the list is retryable, as the payments themselves still answer.
+      log("warn", "payments list unavailable", { requestId: c.get("requestId"), error: String(e) });
+      return problem(c, "service_unavailable", { detail: "the payments list is briefly unavailable; retry later", retryAfterSeconds: 1 });
+    }
   },
 );

@@ -66,6 +66,7 @@ export function problem(c: Context, code: ProblemCode, extras: ProblemExtras = {
   const { status, title } = table[code];
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (extras.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(extras.retryAfterSeconds)));
+  if (status === 401) headers["www-authenticate"] = 'Bearer realm="regis-pay"'; // RFC 9110 §11.6.1: a 401 names its scheme
   const body = {
     type: `https://regis-pay.dev/problems/${code}`,
     title,

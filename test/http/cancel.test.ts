@@ -29,6 +29,19 @@ describe("cancelling a payment", () => {
     expect(atProvider?.status).toBe("cancelled");
   });
 
+  it("tells the merchant the provider is unavailable without the provider's own words, and takes an empty JSON body", async () => {
+    await simulator.settings({ failNext: { route: "settle", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 505, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.stalled !== null);
+    await simulator.settings({ failNext: { route: "cancel", count: 1, status: 401 } });
+    const refused = await api(`/api/payments/${payment.id}/cancel`, { body: {} });
+    expect(refused).toMatchObject({ status: 503, body: { code: "provider_unavailable", detail: "the payment provider is unavailable; retry later" } });
+    expect(refused.headers.get("retry-after")).toBe("1");
+    // Many clients send the JSON content type on every request, bodiless ones too: an empty body is no body.
+    const res = await api(`/api/payments/${payment.id}/cancel`, { method: "POST", body: "", headers: { "content-type": "application/json" } });
+    expect(res).toMatchObject({ status: 200, body: { status: "cancelled" } });
+  });
+
   it("is refused with 409 once the payment is settled", async () => {
     const payment = await createPayment({ amount: 503, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

@@ -26,6 +26,18 @@ async function waitListed(ids: string[], until: (row: Json) => boolean) {
 }
 
 describe("the payments list", () => {
+  it("answers 503 with Retry-After while its database fails, and lists again once it answers", async () => {
+    await env.READ_MODEL.exec("ALTER TABLE payments RENAME TO payments_away");
+    try {
+      const res = await api("/api/payments");
+      expect(res).toMatchObject({ status: 503, body: { code: "service_unavailable" } });
+      expect(res.headers.get("retry-after")).toBe("1");
+    } finally {
+      await env.READ_MODEL.exec("ALTER TABLE payments_away RENAME TO payments");
+    }
+    expect((await api("/api/payments")).status).toBe(200);
+  });
+
   it("lists the merchant's payments newest first, with filters and cursor paging, never another merchant's", async () => {
     const mine: Awaited<ReturnType<typeof createPayment>>[] = [];
     for (const [amount, currency] of [[11, "GBP"], [12, "EUR"], [13, "GBP"], [14, "USD"], [15, "GBP"]] as const) mine.push(await createPayment({ amount, currency }));

@@ -62,8 +62,18 @@ describe("creating a payment", () => {
       expect((await api("/api/payments", { body: { amount, currency } })).body).toMatchObject({ amount, currency });
   });
 
-  it("answers 413 to a body over 16 KiB, 415 to another content type, 400 to malformed JSON", async () => {
-    const huge = await api("/api/payments", { body: JSON.stringify({ amount: 1, currency: "GBP", pad: "x".repeat(17_000) }) });
+  it("takes the largest metadata its schema accepts, and answers an empty JSON body with the missing fields", async () => {
+    const metadata = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${String(i).padStart(2, "0")}${"x".repeat(37)}`, "v".repeat(500)]));
+    const res = await api("/api/payments", { body: { amount: 1, currency: "GBP", metadata } });
+    expect(res.status).toBe(201);
+    expect(Object.keys(res.body.metadata)).toHaveLength(50);
+    const empty = await api("/api/payments", { method: "POST", body: "", headers: { "content-type": "application/json" } });
+    expect(problemOf(empty)).toMatchObject({ status: 400, code: "validation_failed" });
+    expect(Object.keys(empty.body.errors).sort()).toEqual(["amount", "currency"]);
+  });
+
+  it("answers 413 to a body over 64 KiB, 415 to another content type, 400 to malformed JSON", async () => {
+    const huge = await api("/api/payments", { body: JSON.stringify({ amount: 1, currency: "GBP", pad: "x".repeat(66_000) }) });
     expect(problemOf(huge)).toMatchObject({ status: 413, code: "payload_too_large" });
     const text = await api("/api/payments", { body: "amount=1", headers: { "content-type": "text/plain" } });
     expect(problemOf(text)).toMatchObject({ status: 415, code: "unsupported_media_type" });
@@ -201,7 +211,14 @@ describe("authentication", () => {
       const res = await api("/api/payments", { body: { amount: 1, currency: "GBP" }, key });
       expect(problemOf(res)).toEqual({ status: 401, type: "application/problem+json", code: "unauthorized" });
     }
-    expect((await api("/api/payments", { body: { amount: 1, currency: "GBP" }, headers: { authorization: "Basic abc" }, key: null })).status).toBe(401);
+    const basic = await api("/api/payments", { body: { amount: 1, currency: "GBP" }, headers: { authorization: "Basic abc" }, key: null });
+    expect(basic.status).toBe(401);
+    expect(basic.headers.get("www-authenticate")).toBe('Bearer realm="regis-pay"');
+  });
+
+  it("reads the scheme's name in any case (RFC 9110)", async () => {
+    for (const scheme of ["bearer", "BEARER"])
+      expect((await api("/api/payments?limit=1", { headers: { authorization: `${scheme} ${keys.merchantA}` }, key: null })).status).toBe(200);
   });
 
   it("accepts every key of a merchant, so keys can be rotated", async () => {
@@ -247,6 +264,10 @@ describe("authentication", () => {
     expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.merchantA })).status).toBe(401);
     expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).status).toBe(202);
     expect((await api(`/api/payments/${payment.id}`, { key: keys.admin })).status).toBe(401);
+    // Operators' bodies have the same size limit, checked after their key.
+    const big = JSON.stringify({ limit: 1, pad: "x".repeat(66_000) });
+    expect((await api("/admin/redrive-stalled", { body: big, key: keys.merchantA })).status).toBe(401);
+    expect(problemOf(await api("/admin/redrive-stalled", { body: big, key: keys.admin }))).toMatchObject({ status: 413, code: "payload_too_large" });
   });
 });
 

@@ -143,6 +143,11 @@ export class PaymentObject extends DurableObject<Env> {
           this.loading = Promise.resolve();
         } else {
           await this.ensureLoaded(req.paymentId);
+          // A read that found no such payment (it wrote nothing) may have been loading while this create waited.
+          if (this.meta() === null) {
+            this.remember(req.paymentId);
+            this.loading ??= Promise.resolve();
+          }
           if (this.state.status !== "none" && this.ownerOf(this.state) !== caller.merchantId)
             return failure("idempotency_key_reused", "this idempotency key was used for another payment");
         }
@@ -580,7 +585,10 @@ export class PaymentObject extends DurableObject<Env> {
       return { outcome: "retry", reason: result.reason };
     }
     if (command) {
-      const executed = await this.execute(command, causation, { marked: false });
+      // Unmarked, as its trigger is delivered again until confirmed; a stalled step's is not (its stall confirmed it,
+      // and the watchdog skips stalled steps), so a re-driven one keeps the marker and its alarm.
+      const stalled = "refund" in step ? step.refund.stalled !== null : p.stalled !== null;
+      const executed = await this.execute(command, causation, { marked: stalled });
       if (!executed.ok) {
         log("warn", "step outcome not recorded", { ...fields, code: executed.code });
         return { outcome: "retry", reason: executed.message };

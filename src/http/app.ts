@@ -17,8 +17,11 @@ import { problemSchema } from "./schemas.ts";
 
 export type AppEnv = { Bindings: Env; Variables: { requestId: string; config: Config; caller: Caller } };
 
-/** Room for the largest body the schemas accept (metadata: 50 keys of 40 characters, values of 500). */
-const maxBodyBytes = 64 * 1024;
+/**
+ * Room for the largest body the schemas accept: metadata of 50 keys of 40 characters and values of 500, counted in
+ * characters, which JSON may send as six-byte `\uXXXX` escapes (~152 KB).
+ */
+const maxBodyBytes = 192 * 1024;
 const limitBody = bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problem(c, "payload_too_large", { detail: `at most ${maxBodyBytes} bytes` }) });
 
 export const app = new OpenAPIHono<AppEnv>({

@@ -1,6 +1,7 @@
 // Client of the third-party payment provider and of the merchant notification service.
 // Every call carries an Idempotency-Key derived from the event that triggered the step, so retries and
 // duplicate deliveries never create a second provider payment or refund.
+import { log } from "../core/log.ts";
 import { signatureHeader } from "./signature.ts";
 
 /** ok; refused for good (a decline, a conflict: retrying cannot help); or transient (see transientStatus; timeout, network). */
@@ -24,15 +25,17 @@ async function call<T>(s: ProviderSettings, url: string, key: string, body: unkn
       signal: AbortSignal.timeout(s.timeoutMs),
     });
   } catch (e) {
+    // Reasons are stable codes: they reach the payment's events and resource (a stall's reason). The details are logged.
     const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
-    return { ok: false, permanent: false, reason: timedOut ? `timed out after ${s.timeoutMs} ms` : `unreachable: ${String(e)}` };
+    log("warn", "provider call failed", { url, error: String(e), timeoutMs: s.timeoutMs });
+    return { ok: false, permanent: false, reason: timedOut ? "provider_timeout" : "provider_unreachable" };
   }
   const text = await res.text();
   if (res.ok) {
     try {
       return { ok: true, value: (text ? JSON.parse(text) : {}) as T };
     } catch {
-      return { ok: false, permanent: false, reason: `unreadable ${res.status} answer` };
+      return { ok: false, permanent: false, reason: "provider_unreadable_answer" };
     }
   }
   let problem: { code?: string; message?: string } = {};
@@ -41,7 +44,9 @@ async function call<T>(s: ProviderSettings, url: string, key: string, body: unkn
   } catch {
     // not JSON: the status says it
   }
-  const reason = problem.code ?? problem.message ?? `${res.status}`;
+  // The provider's own code (a decline's is the merchant's business); its free text is logged, not kept.
+  if (!problem.code) log("warn", "provider answered without a code", { url, status: res.status, message: problem.message });
+  const reason = problem.code ?? `provider_status_${res.status}`;
   return { ok: false, permanent: !transientStatus(res.status, problem.code), reason };
 }
 

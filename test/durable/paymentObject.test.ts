@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { EventStoreError, type EventDocument, type EventStore } from "../../src/core/eventStore.ts";
 import { encode } from "../../src/cosmos/codec.ts";
+import { uuidFrom } from "../../src/core/ids.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
@@ -360,6 +361,30 @@ describe("the payment's object", () => {
       await emulator.clearFaults();
     }
     expect((await api(`/api/payments/${id}`)).body).toMatchObject({ id, status: "completed", amount: 203, version: 4 });
+  });
+
+  it("creates a payment whose id a read was looking up at that very moment (the read wrote nothing)", async () => {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key);
+    const stub = env.PAYMENTS.getByName(id);
+    let entered!: () => void;
+    const reading = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await wrapStore(stub, (real) => ({
+      loadFrom: async (s, v, l) => {
+        entered();
+        await gate;
+        return real.loadFrom(s, v, l);
+      },
+    }));
+    const read = api(`/api/payments/${id}`);
+    await reading;
+    const create = api("/api/payments", { body: { amount: 208, currency: "GBP" }, headers: { "idempotency-key": key } });
+    release();
+    expect((await read).status).toBe(404);
+    expect((await create).status).toBe(201);
+    await waitForPayment(id, (p) => p.status === "completed");
   });
 
   it("retries its alarm itself, with backoff, while Cosmos fails it, and finishes the check once Cosmos is back", async () => {

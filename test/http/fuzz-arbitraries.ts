@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { z } from "zod";
 import { keys } from "../setup/constants.ts";
 
-const limits = { bodyBytes: 64 * 1024, amount: 1_000_000, metadataKeys: 50, metadataValue: 500, reason: 500 };
+const limits = { bodyBytes: 192 * 1024, amount: 1_000_000, metadataKeys: 50, metadataValue: 500, reason: 500 };
 const metadataKeyPattern = /^[A-Za-z0-9_.:-]{1,40}$/;
 const controlChars = /[\u0000-\u001f\u007f]/;
 /** The currencies the tests configure, with their ISO 4217 minor-unit digits. */

@@ -63,17 +63,20 @@ describe("creating a payment", () => {
   });
 
   it("takes the largest metadata its schema accepts, and answers an empty JSON body with the missing fields", async () => {
-    const metadata = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${String(i).padStart(2, "0")}${"x".repeat(37)}`, "v".repeat(500)]));
-    const res = await api("/api/payments", { body: { amount: 1, currency: "GBP", metadata } });
+    // 50 keys of 40 characters, values of 500 CJK characters, each sent as a \uXXXX escape (~152 KB).
+    const metadata = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${String(i).padStart(2, "0")}${"x".repeat(37)}`, "值".repeat(500)]));
+    const escaped = JSON.stringify({ amount: 1, currency: "GBP", metadata }).replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+    expect(escaped.length).toBeGreaterThan(150_000);
+    const res = await api("/api/payments", { body: escaped });
     expect(res.status).toBe(201);
-    expect(Object.keys(res.body.metadata)).toHaveLength(50);
+    expect(res.body.metadata).toEqual(metadata);
     const empty = await api("/api/payments", { method: "POST", body: "", headers: { "content-type": "application/json" } });
     expect(problemOf(empty)).toMatchObject({ status: 400, code: "validation_failed" });
     expect(Object.keys(empty.body.errors).sort()).toEqual(["amount", "currency"]);
   });
 
-  it("answers 413 to a body over 64 KiB, 415 to another content type, 400 to malformed JSON", async () => {
-    const huge = await api("/api/payments", { body: JSON.stringify({ amount: 1, currency: "GBP", pad: "x".repeat(66_000) }) });
+  it("answers 413 to a body over 192 KiB, 415 to another content type, 400 to malformed JSON", async () => {
+    const huge = await api("/api/payments", { body: JSON.stringify({ amount: 1, currency: "GBP", pad: "x".repeat(200_000) }) });
     expect(problemOf(huge)).toMatchObject({ status: 413, code: "payload_too_large" });
     const text = await api("/api/payments", { body: "amount=1", headers: { "content-type": "text/plain" } });
     expect(problemOf(text)).toMatchObject({ status: 415, code: "unsupported_media_type" });
@@ -265,7 +268,7 @@ describe("authentication", () => {
     expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).status).toBe(202);
     expect((await api(`/api/payments/${payment.id}`, { key: keys.admin })).status).toBe(401);
     // Operators' bodies have the same size limit, checked after their key.
-    const big = JSON.stringify({ limit: 1, pad: "x".repeat(66_000) });
+    const big = JSON.stringify({ limit: 1, pad: "x".repeat(200_000) });
     expect((await api("/admin/redrive-stalled", { body: big, key: keys.merchantA })).status).toBe(401);
     expect(problemOf(await api("/admin/redrive-stalled", { body: big, key: keys.admin }))).toMatchObject({ status: 413, code: "payload_too_large" });
   });

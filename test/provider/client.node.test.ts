@@ -33,4 +33,11 @@ describe("the provider client", () => {
     await sim.post("/_sim/settings", patch);
     expect(await provider.create(settings(), crypto.randomUUID(), amount, "GBP")).toEqual({ ok: false, permanent: true, reason });
   });
+
+  it("gives a stable code, never the runtime's error text, when the provider times out or cannot be reached", async () => {
+    await sim.post("/_sim/settings", { latencyMs: 300 });
+    expect(await provider.create({ ...settings(), timeoutMs: 50 }, crypto.randomUUID(), 3, "GBP")).toEqual({ ok: false, permanent: false, reason: "provider_timeout" });
+    const closed = { ...settings(), providerUrl: "http://127.0.0.1:1" };
+    expect(await provider.create(closed, crypto.randomUUID(), 3, "GBP")).toEqual({ ok: false, permanent: false, reason: "provider_unreachable" });
+  });
 });

@@ -349,6 +349,20 @@ describe("a crash of the payment's object", () => {
     },
   );
 
+  it("before a re-driven stalled step's append still finds the relay's marker: nothing else would deliver its trigger again", async () => {
+    await simulator.settings({ failNext: { route: "settle", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 147, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.stalled !== null);
+    const [, created] = await store().load(`pay:${payment.id}`);
+    // The operator's re-drive delivers the trigger again; the object is aborted right before the step's append (v4).
+    await runInDurableObject(env.PAYMENTS.getByName(payment.id), (o: PaymentObject) => o.crashPoints.add("before-append@4"));
+    expect((await deliver([created!])).retryMessages).toHaveLength(1);
+    const pending = await runInDurableObject(env.PAYMENTS.getByName(payment.id), (_: PaymentObject, state) =>
+      state.storage.sql.exec<{ p: number | null }>("SELECT pending_since AS p FROM meta").one().p,
+    );
+    expect(pending).not.toBeNull(); // so its alarm reads what Cosmos committed, however long Cosmos is away
+  });
+
   it("after a cancel's reply, before its bookkeeping: the key stays claimed, so a retry with another reason is refused", async () => {
     // The lifecycle waits in a losing queue, so the payment stays initiated until the cancel.
     const { id, stub } = await createUnrelayed(146);

@@ -100,11 +100,11 @@ export const setCounter = (state: DurableObjectState, key: string, value: number
   void state.storage.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
 
 export function forgetCached(instance: unknown) {
-  const o = instance as { metaRow: unknown; deliveredRows: unknown; kvRow: Map<string, unknown>; alarmAt: unknown };
+  const o = instance as { metaRow: unknown; deliveredRows: unknown; counterRows: Map<string, unknown>; alarmAt: unknown };
   o.metaRow = undefined;
   o.alarmAt = undefined;
   o.deliveredRows = null;
-  o.kvRow.clear();
+  o.counterRows.clear();
 }
 
 /** Makes an object's instance relay into a queue that loses every message (that instance only). */

@@ -93,7 +93,7 @@ export class PaymentObject extends DurableObject<Env> {
    * relay (a schema change of its own). Objects of earlier releases kept these in the key-value API: they start them
    * again (a backoff from its first round, and one redelivery check that may come early).
    */
-  private readonly kvRow = new Map<string, number | undefined>();
+  private readonly counterRows = new Map<string, number | undefined>();
   /** Versions whose delivery the consumer confirmed, read once and then written through. */
   private deliveredRows: Set<number> | null = null;
   private schemaReady = false;
@@ -113,7 +113,6 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private get sql() {
     if (!this.schemaReady) {
-      this.untouched = false;
       this.ctx.storage.sql.exec(schema);
       this.schemaReady = true;
     }
@@ -136,18 +135,16 @@ export class PaymentObject extends DurableObject<Env> {
     const fingerprint = JSON.stringify([req.amountMinor, req.currency, Object.entries(req.metadata).sort()]);
     return this.serialize(() =>
       this.idempotent(`create:${idempotencyKey}`, idempotencyKey !== null, fingerprint, async () => {
+        // A read of this id may be loading (unserialised): it settles first. One that found no such payment wrote
+        // nothing, so the object is still brand-new.
+        await this.loading?.catch(() => undefined);
         // A brand-new object appends at version 0 without reading: the append's version check proves the stream
         // new, and a conflict (it exists) re-syncs through the missing tail.
-        if (this.meta() === null && !this.loading) {
+        if (this.meta() === null) {
           this.remember(req.paymentId);
           this.loading = Promise.resolve();
         } else {
           await this.ensureLoaded(req.paymentId);
-          // A read that found no such payment (it wrote nothing) may have been loading while this create waited.
-          if (this.meta() === null) {
-            this.remember(req.paymentId);
-            this.loading ??= Promise.resolve();
-          }
           if (this.state.status !== "none" && this.ownerOf(this.state) !== caller.merchantId)
             return failure("idempotency_key_reused", "this idempotency key was used for another payment");
         }
@@ -356,7 +353,7 @@ export class PaymentObject extends DurableObject<Env> {
       if (!meta) return;
       try {
         await this.check(meta);
-        this.kvDelete("alarm-round");
+        this.clearCounter("alarm-round");
       } catch (e) {
         // The object retries its own checks (Cosmos or the queue unavailable, ...): the platform stops retrying a
         // throwing alarm after a few attempts, and the payment's unrelayed events would wait for its next request.
@@ -765,7 +762,7 @@ export class PaymentObject extends DurableObject<Env> {
   /** New events are progress: the watchdog's clock starts again. */
   private progressed() {
     this.updateMeta({ progress_at: Date.now() });
-    this.kvDelete("watchdog-round");
+    this.clearCounter("watchdog-round");
   }
 
   /**
@@ -774,12 +771,12 @@ export class PaymentObject extends DurableObject<Env> {
    * messages; a failed alarm check (Cosmos unavailable) does not depend on the queue.
    */
   private backedOff(kind: "watchdog" | "redeliver" | "alarm", baseMs: number) {
-    const period = baseMs * 2 ** Math.min(this.kvGet(`${kind}-round`) ?? 0, 5);
+    const period = baseMs * 2 ** Math.min(this.counter(`${kind}-round`) ?? 0, 5);
     return kind === "alarm" ? period : Math.max(period, 2 * this.queueLagMs);
   }
 
   private backOff(kind: "watchdog" | "redeliver" | "alarm") {
-    this.kvPut(`${kind}-round`, (this.kvGet(`${kind}-round`) ?? 0) + 1);
+    this.setCounter(`${kind}-round`, (this.counter(`${kind}-round`) ?? 0) + 1);
   }
 
   /** Events known committed in Cosmos: applied (see `applied`), then published (see `published`). */
@@ -846,7 +843,7 @@ export class PaymentObject extends DurableObject<Env> {
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
     this.updateMeta({ relayed_version: Math.max(this.meta()!.relayed_version, last) });
-    this.kvPut("relayed-at", Date.now());
+    this.setCounter("relayed-at", Date.now());
   }
 
   // ---- delivery: every relayed event must reach the consumer, which reports each one here ----
@@ -859,7 +856,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (delivered.has(message.version)) return;
     this.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
     delivered.add(message.version);
-    this.kvDelete("redeliver-round");
+    this.clearCounter("redeliver-round");
   }
 
   /** Relayed versions the consumer has not reported (a queue can lose messages, e.g. a local one on restart). */
@@ -876,10 +873,10 @@ export class PaymentObject extends DurableObject<Env> {
 
   private async redeliverOverdue() {
     const missing = this.undelivered();
-    const relayedAt = this.kvGet("relayed-at") ?? 0;
+    const relayedAt = this.counter("relayed-at") ?? 0;
     if (missing.length === 0 || Date.now() - relayedAt < this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS)) return;
     await this.send(this.kept(missing[0]!).filter((d) => missing.includes(d.stream.version)));
-    this.kvPut("relayed-at", Date.now());
+    this.setCounter("relayed-at", Date.now());
     this.backOff("redeliver");
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
@@ -913,11 +910,11 @@ export class PaymentObject extends DurableObject<Env> {
     const c = this.svc.config;
     const due: number[] = [];
     if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
-    if (this.undelivered().length > 0) due.push(Math.max((this.kvGet("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
+    if (this.undelivered().length > 0) due.push(Math.max((this.counter("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === null || activity) this.holdWarm(at !== null);
-    if (at === null) this.kvDelete("alarm-round");
+    if (at === null) this.clearCounter("alarm-round");
     if (at !== null) return this.ensureAlarm(at);
     if (this.alarmAt === null) return;
     await this.ctx.storage.deleteAlarm();
@@ -954,21 +951,21 @@ export class PaymentObject extends DurableObject<Env> {
     this.metaRow = undefined;
   }
 
-  private kvGet(key: string): number | undefined {
-    if (!this.kvRow.has(key)) this.kvRow.set(key, this.sql.exec<{ value: number }>("SELECT value FROM counters WHERE key = ?", key).toArray()[0]?.value);
-    return this.kvRow.get(key);
+  private counter(key: string): number | undefined {
+    if (!this.counterRows.has(key)) this.counterRows.set(key, this.sql.exec<{ value: number }>("SELECT value FROM counters WHERE key = ?", key).toArray()[0]?.value);
+    return this.counterRows.get(key);
   }
 
-  private kvPut(key: string, value: number) {
+  private setCounter(key: string, value: number) {
     this.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
-    this.kvRow.set(key, value);
+    this.counterRows.set(key, value);
   }
 
   /** Deletes only what is there: most calls find nothing to delete. */
-  private kvDelete(key: string) {
-    if (this.kvGet(key) === undefined) return;
+  private clearCounter(key: string) {
+    if (this.counter(key) === undefined) return;
     this.sql.exec("DELETE FROM counters WHERE key = ?", key);
-    this.kvRow.set(key, undefined);
+    this.counterRows.set(key, undefined);
   }
 
   private setPending(since: number | null) {

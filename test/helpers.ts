@@ -89,22 +89,23 @@ export async function writtenElsewhere(amount: number, more: PaymentEvent[] = []
 const cosmos = () => inject("cosmosEndpoint");
 const provider = () => inject("providerUrl");
 
-/**
- * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
- * row, small key-value entries, confirmed deliveries, its alarm's time), so it must read them again.
- */
 /** An object's counter (recovery rounds, last relay time: its `counters` table), read or written behind its back. */
 export const counter = (state: DurableObjectState, key: string) =>
   state.storage.sql.exec<{ value: number }>("SELECT value FROM counters WHERE key = ?", key).toArray()[0]?.value;
 export const setCounter = (state: DurableObjectState, key: string, value: number) =>
   void state.storage.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
 
+/**
+ * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
+ * row, counters, confirmed deliveries and the ids of unconfirmed ones, its alarm's time), so it must read them again.
+ */
 export function forgetCached(instance: unknown) {
-  const o = instance as { metaRow: unknown; deliveredRows: unknown; counterRows: Map<string, unknown>; alarmAt: unknown };
+  const o = instance as { metaRow: unknown; deliveredRows: unknown; counterRows: unknown; unconfirmedIds: Map<number, string>; alarmAt: unknown };
   o.metaRow = undefined;
   o.alarmAt = undefined;
   o.deliveredRows = null;
-  o.counterRows.clear();
+  o.counterRows = null;
+  o.unconfirmedIds.clear();
 }
 
 /** Makes an object's instance relay into a queue that loses every message (that instance only). */

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, value INTEGER NOT NUL
 `;
 
 type Meta = { payment_id: string; relayed_version: number; pending_since: number | null; progress_at: number };
+type MetaChange = Partial<Omit<Meta, "payment_id">>;
 
 export class PaymentObject extends DurableObject<Env> {
   private readonly svc: Services;
@@ -93,9 +94,14 @@ export class PaymentObject extends DurableObject<Env> {
    * relay (a schema change of its own). Objects of earlier releases kept these in the key-value API: they start them
    * again (a backoff from its first round, and one redelivery check that may come early).
    */
-  private readonly counterRows = new Map<string, number | undefined>();
+  private counterRows: Map<string, number> | null = null;
   /** Versions whose delivery the consumer confirmed, read once and then written through. */
   private deliveredRows: Set<number> | null = null;
+  /**
+   * The event ids of kept events whose delivery is not confirmed yet, so that a confirmation need not read its event
+   * back from the copy (which it still does for a version missing here, e.g. after a restart).
+   */
+  private readonly unconfirmedIds = new Map<number, string>();
   private schemaReady = false;
   /** Known to have no tables yet (see `isNew`). */
   private untouched: boolean | undefined;
@@ -125,7 +131,11 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private get isNew() {
     if (this.schemaReady) return false;
-    this.untouched ??= this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'meta'").toArray().length === 0;
+    if (this.untouched === undefined) {
+      this.untouched = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'meta'").toArray().length === 0;
+      // Its tables will be created empty: nothing to read back from them.
+      if (this.untouched) [this.metaRow, this.counterRows, this.deliveredRows] = [null, new Map(), new Set()];
+    }
     return this.untouched;
   }
 
@@ -431,8 +441,7 @@ export class PaymentObject extends DurableObject<Env> {
       if (result.ok) {
         this.applied(docs);
         const publish = async () => {
-          await this.published(docs);
-          this.setPending(null);
+          await this.published(docs, { pending_since: null });
           await this.scheduleAlarm();
         };
         return { ok: true, publish };
@@ -702,6 +711,7 @@ export class PaymentObject extends DurableObject<Env> {
       this.sql.exec("DELETE FROM events");
       this.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
       this.deliveredRows = null;
+      this.unconfirmedIds.clear();
       this.updateMeta({ relayed_version: Math.min(this.meta()!.relayed_version, version) });
     }
     this.keep(tail);
@@ -725,7 +735,10 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   private keep(docs: EventDocument[]) {
-    for (const d of docs) this.sql.exec("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
+    for (const d of docs) {
+      this.sql.exec("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
+      this.unconfirmedIds.set(d.stream.version, eventIdOf(d));
+    }
   }
 
   /** Reads only the events committed behind our back (after a conflict, or an append of unknown outcome). */
@@ -760,8 +773,8 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /** New events are progress: the watchdog's clock starts again. */
-  private progressed() {
-    this.updateMeta({ progress_at: Date.now() });
+  private progressed(also: MetaChange = {}) {
+    this.updateMeta({ ...also, progress_at: Date.now() });
     this.clearCounter("watchdog-round");
   }
 
@@ -809,16 +822,18 @@ export class PaymentObject extends DurableObject<Env> {
    * commits with the copy, in one write. A crash in between loses only the copy's new events, which the next load
    * reads from Cosmos and relays again (at least once).
    */
-  private async published(docs: EventDocument[]) {
+  private async published(docs: EventDocument[], onceRelayed: MetaChange = {}) {
     this.unrelayed.push(...docs);
+    let change: MetaChange = {};
     try {
-      await this.relay();
+      change = { ...(await this.relay({ record: false })), ...onceRelayed };
     } finally {
       // Kept even if the relay threw (the aggregate already holds them: the copy must not miss them), and in the
       // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
-      // behind relayed_version.
+      // behind relayed_version. Its callers have events (an append's, or a tail read that found some): progress,
+      // recorded in the meta row's one update with the relay's.
       this.keep(docs);
-      this.progressed(); // its callers have events: an append's, or a tail read that found some
+      this.progressed(change);
       this.storeReplies();
     }
   }
@@ -828,34 +843,37 @@ export class PaymentObject extends DurableObject<Env> {
     for (let write = this.replies.shift(); write; write = this.replies.shift()) write();
   }
 
-  /** Sends the committed events not yet relayed; on failure they stay for the alarm. */
-  private async relay() {
-    if (this.unrelayed.length === 0) return;
+  /** Sends the committed events not yet relayed (on failure they stay for the alarm); records the relayed version, or returns that change for its caller to write with its own (`record: false`). */
+  private async relay({ record } = { record: true }): Promise<MetaChange> {
+    if (this.unrelayed.length === 0) return {};
     const batch = this.unrelayed;
     try {
       await this.send(batch);
     } catch (e) {
       log("error", "relay failed", { paymentId: this.paymentId(), error: String(e) });
       await this.ensureAlarm(Date.now() + this.svc.config.RELAY_CHECK_MS);
-      return;
+      return {};
     }
     const last = batch.at(-1)!.stream.version;
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
-    this.updateMeta({ relayed_version: Math.max(this.meta()!.relayed_version, last) });
     this.setCounter("relayed-at", Date.now());
+    const change = { relayed_version: Math.max(this.meta()!.relayed_version, last) };
+    if (record) this.updateMeta(change);
+    return change;
   }
 
   // ---- delivery: every relayed event must reach the consumer, which reports each one here ----
 
   /** Counts a delivery only for the event the object holds at its version: a message for an event Cosmos lost (its container restored under the object) is not the new event at that version. */
   private delivered(message: EventMessage) {
-    const [held] = this.kept(message.version, message.version);
-    if (!held || eventIdOf(held) !== message.eventId) return;
+    const held = this.unconfirmedIds.get(message.version) ?? this.kept(message.version, message.version).map(eventIdOf)[0];
+    if (held !== message.eventId) return;
     const delivered = this.deliveries();
     if (delivered.has(message.version)) return;
     this.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
     delivered.add(message.version);
+    this.unconfirmedIds.delete(message.version);
     this.clearCounter("redeliver-round");
   }
 
@@ -937,7 +955,7 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /** Writes only the columns that change (a step's bookkeeping clears a marker its append never set). */
-  private updateMeta(change: Partial<Omit<Meta, "payment_id">>) {
+  private updateMeta(change: MetaChange) {
     const meta = this.meta();
     const changed = Object.entries(change).filter(([column, value]) => meta?.[column as keyof Meta] !== value);
     if (!meta || changed.length === 0) return;
@@ -947,25 +965,30 @@ export class PaymentObject extends DurableObject<Env> {
 
   private remember(paymentId: string) {
     if (this.meta()) return;
-    this.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, Date.now());
-    this.metaRow = undefined;
+    const progressAt = Date.now();
+    const inserted = this.sql.exec("INSERT OR IGNORE INTO meta (id, payment_id, progress_at) VALUES (1, ?, ?)", paymentId, progressAt).rowsWritten > 0;
+    this.metaRow = inserted ? { payment_id: paymentId, relayed_version: 0, pending_since: null, progress_at: progressAt } : undefined;
+  }
+
+  /** The counters, all read at once (a handful of rows). */
+  private counters() {
+    this.counterRows ??= new Map(this.sql.exec<{ key: string; value: number }>("SELECT key, value FROM counters").toArray().map((r) => [r.key, r.value]));
+    return this.counterRows;
   }
 
   private counter(key: string): number | undefined {
-    if (!this.counterRows.has(key)) this.counterRows.set(key, this.sql.exec<{ value: number }>("SELECT value FROM counters WHERE key = ?", key).toArray()[0]?.value);
-    return this.counterRows.get(key);
+    return this.counters().get(key);
   }
 
   private setCounter(key: string, value: number) {
     this.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
-    this.counterRows.set(key, value);
+    this.counters().set(key, value);
   }
 
   /** Deletes only what is there: most calls find nothing to delete. */
   private clearCounter(key: string) {
-    if (this.counter(key) === undefined) return;
+    if (!this.counters().delete(key)) return;
     this.sql.exec("DELETE FROM counters WHERE key = ?", key);
-    this.counterRows.set(key, undefined);
   }
 
   private setPending(since: number | null) {

@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { emulatorKey, keys, testContainer, testDatabase, webhookSecret } from "./test/setup/constants.ts";
+import { emulatorKey, keys, testContainer, testDatabase, ticketSecret, webhookSecret } from "./test/setup/constants.ts";
 
 const digest = (key: string) => createHash("sha256").update(key).digest("hex");
 
@@ -33,6 +33,7 @@ export default defineConfig({
                 PROVIDER_URL: inject("providerUrl"),
                 PROVIDER_TIMEOUT_MS: "2000",
                 WEBHOOK_SECRET: webhookSecret,
+                LIVE_TICKET_SECRET: ticketSecret,
                 MERCHANT_KEYS: JSON.stringify({ "merchant-a": [digest(keys.merchantA), digest(keys.merchantARotated)], "merchant-b": [digest(keys.merchantB)] }),
                 ADMIN_KEYS: digest(keys.admin),
                 LEGACY_MERCHANT_ID: "merchant-a",

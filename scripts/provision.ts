@@ -30,7 +30,7 @@ try {
   const said = (existed: boolean) => (existed ? "current" : "created");
   console.log(`provisioned ${endpoint}`);
   console.log(`  database ${database}: ${said(before.database)}`);
-  console.log(`  container ${container} (partition key /stream/id): ${said(before.container)}`);
+  console.log(`  container ${container} (partition key /stream/id, checked): ${said(before.container)}`);
   console.log(`  stored procedure ${spAppendToStreamId}: ${done.storedProcedure}`);
 } catch (e) {
   console.error(`provision: ${endpoint}: ${(e as Error).message.split("\n")[0] || String((e as { code?: unknown }).code)}`);

@@ -10,7 +10,7 @@ import { EMULATOR_KEY, startCosmosEmulator, type CosmosEmulator } from "./cosmos
 import { startProviderSimulator, type ProviderSimulator } from "./provider/server.ts";
 
 /** Keys the Worker is configured with; only digests of the API keys reach it. */
-export type StackKeys = { merchantId: string; merchantKey: string; adminKey: string; webhookSecret: string };
+export type StackKeys = { merchantId: string; merchantKey: string; adminKey: string; webhookSecret: string; ticketSecret: string };
 
 export type StackOptions = {
   /** Ports; 0 picks a free one. Defaults 8787, 8081, 8082. */
@@ -82,15 +82,19 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 /** The development keys, generated once (git-ignored, readable by the owner only) and reused. */
 export function devKeys(): StackKeys {
-  if (existsSync(devKeysFile)) return JSON.parse(readFileSync(devKeysFile, "utf8")) as StackKeys;
+  const kept = existsSync(devKeysFile) ? (JSON.parse(readFileSync(devKeysFile, "utf8")) as Partial<StackKeys>) : null;
+  if (kept?.ticketSecret) return kept as StackKeys;
+  // A file of an earlier release has every key but the live tickets' secret: it gains one, the rest is kept.
   const keys: StackKeys = {
     merchantId: "dev",
     merchantKey: `sk_dev_${randomBytes(24).toString("base64url")}`,
     adminKey: `sk_admin_${randomBytes(24).toString("base64url")}`,
     webhookSecret: randomBytes(32).toString("hex"),
+    ...kept,
+    ticketSecret: randomBytes(32).toString("hex"),
   };
   mkdirSync(local(), { recursive: true });
-  writeFileSync(devKeysFile, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+  writeFileSync(devKeysFile, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: kept ? "w" : "wx" });
   return keys;
 }
 
@@ -205,6 +209,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       COSMOS_CONTAINER: container,
       PROVIDER_URL: simulator.url,
       WEBHOOK_SECRET: keys.webhookSecret,
+      LIVE_TICKET_SECRET: keys.ticketSecret,
       MERCHANT_KEYS: JSON.stringify({ [keys.merchantId]: [sha256(keys.merchantKey)] }),
       ADMIN_KEYS: sha256(keys.adminKey),
       ...opts.vars,

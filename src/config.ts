@@ -23,6 +23,11 @@ export const configSchema = z.object({
   PROVIDER_TIMEOUT_MS: ms(10_000),
   /** Signs merchant notifications (timestamp + HMAC-SHA256, like Stripe's webhooks). */
   WEBHOOK_SECRET: z.string().min(16),
+  /**
+   * Signs the live WebSocket's tickets. The Worker's alone: the webhook secret is shared with whoever checks
+   * notifications, who must not be able to mint tickets for any merchant's payment.
+   */
+  LIVE_TICKET_SECRET: z.string().min(32),
   /** JSON {"<merchantId>": ["<sha256 hex of an API key>", ...]}: several keys per merchant, for rotation. */
   MERCHANT_KEYS: z
     .string()

@@ -2,6 +2,7 @@
 interface Secrets {
   COSMOS_KEY: string;
   WEBHOOK_SECRET: string;
+  LIVE_TICKET_SECRET: string;
   MERCHANT_KEYS: string;
   ADMIN_KEYS: string;
 }

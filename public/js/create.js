@@ -59,7 +59,7 @@ export function createView(main) {
       const [k, v] = [...row.querySelectorAll("input")];
       const name = k.value.trim();
       if (!name && !v.value) continue;
-      if (!name || name in (body.metadata ?? {})) errors[k.id] = [name ? "This key is already used." : "Enter a key, or remove the row."];
+      if (!name || Object.hasOwn(body.metadata ?? {}, name)) errors[k.id] = [name ? "This key is already used." : "Enter a key, or remove the row."];
       else body.metadata = { ...body.metadata, [name]: v.value };
     }
     return { body, errors };

@@ -8,10 +8,10 @@ const noFilters = { status: "", currency: "", from: "", to: "" };
 // Kept across visits, so coming back from a payment shows the same filters and page.
 const state = { filters: { ...noFilters }, cursor: null, previous: [] };
 
-/** A date input's day as the ISO instant its local day starts, or ends. */
+/** A date input's day as the ISO instant its local day starts, or the next one starts (`createdTo` is exclusive). */
 function dayBound(day, end) {
   const [y, m, d] = day.split("-").map(Number);
-  return new Date(y, m - 1, d + (end ? 1 : 0), 0, 0, 0, end ? -1 : 0).toISOString();
+  return new Date(y, m - 1, d + (end ? 1 : 0)).toISOString();
 }
 
 function query() {

@@ -25,7 +25,7 @@ export class MemoryEventStore implements EventStore {
     const last = expectedVersion + events.length;
     events.forEach((e, i) => {
       // As the stored procedure does: a malformed batch is refused whole.
-      if (e.stream.id !== streamId || e.stream.version !== expectedVersion + i + 1)
+      if (e.stream.id !== streamId || e.stream.version !== expectedVersion + i + 1 || e.id !== `${streamId}:${e.stream.version}`)
         throw new EventStoreError("rejected", `event ${i} is not at the next version of ${streamId}`);
     });
     if (current === expectedVersion) {

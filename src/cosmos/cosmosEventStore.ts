@@ -9,7 +9,7 @@ export type CosmosSettings = {
   key: string;
   database: string;
   container: string;
-  /** Per-request timeout; a timed-out append may still have committed (it is then retried idempotently). */
+  /** Per-request timeout; a timed-out append may still have committed (the next append at that version finds out: a conflict, and the tail is read). */
   requestTimeoutMs: number;
   /** How many times the client retries a 429, honouring the server's x-ms-retry-after-ms, and for how long in all. */
   throttleRetries: number;
@@ -79,9 +79,12 @@ async function guarded<T>(call: () => Promise<T>): Promise<T> {
 
 export class CosmosEventStore implements EventStore {
   readonly container: Container;
+  /** Documents per page when a stream is read (Cosmos's own limit is 1,000 or 4 MB). */
+  private readonly pageSize: number;
 
-  constructor(container: Container) {
+  constructor(container: Container, { pageSize = 1000 } = {}) {
     this.container = container;
+    this.pageSize = pageSize;
   }
 
   static connect(s: CosmosSettings) {
@@ -101,7 +104,7 @@ export class CosmosEventStore implements EventStore {
       ],
     };
     const { resources } = await guarded(() =>
-      this.container.items.query<Record<string, unknown>>(query, { partitionKey: streamId, maxItemCount: 1000 }).fetchAll(),
+      this.container.items.query<Record<string, unknown>>(query, { partitionKey: streamId, maxItemCount: this.pageSize }).fetchAll(),
     );
     return resources.map(withoutSystemProperties);
   }

@@ -3,11 +3,13 @@
 // behaviour, so that provisioning replaces an outdated body.
 
 export const spAppendToStreamId = "spAppendToStream";
-export const spAppendToStreamVersion = "spAppendToStream v2";
+export const spAppendToStreamVersion = "spAppendToStream v3";
 
 /**
  * spAppendToStream(streamId, expectedVersion, eventsJson), Regis Pay's name and arguments, in the stream's partition:
  * - expectedVersion 0 means a new stream; otherwise it must equal the highest stored version;
+ * - each event's id must be "<streamId>:<version>": two racing appends at one version then collide on the id (Cosmos
+ *   refuses the second document), which is what keeps a stream from forking where executions run concurrently;
  * - all events are created or none (a throw rolls back every write of the execution);
  * - on conflict nothing is written and the current version comes back: { ok: false, currentVersion };
  * - if the events are already stored at those versions with the same event ids (a retry after a timeout),
@@ -38,7 +40,7 @@ function spAppendToStream(streamId, expectedVersion, eventsJson) {
   function create(i) {
     if (i === events.length) return response.setBody({ ok: true, version: last });
     var event = events[i];
-    if (event.stream.id !== streamId || event.stream.version !== expectedVersion + i + 1) throw new Error("spAppendToStream: event " + i + " is not at the next version of " + streamId);
+    if (event.stream.id !== streamId || event.stream.version !== expectedVersion + i + 1 || event.id !== streamId + ":" + event.stream.version) throw new Error("spAppendToStream: event " + i + " is not at the next version of " + streamId);
     var accepted = collection.createDocument(collection.getSelfLink(), event, { disableAutomaticIdGeneration: true }, function (err) {
       if (err) throw err;
       create(i + 1);

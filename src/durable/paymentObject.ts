@@ -175,8 +175,11 @@ export class PaymentObject extends DurableObject<Env> {
     if (at.atVersion === undefined && at.asOf === undefined) return { ok: true, status: 200, body: this.resource() };
     if (at.atVersion !== undefined && at.atVersion > this.version) return failure("version_not_found", `the payment has ${this.version} versions`);
     const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), 1, at.atVersion);
+    // The stream up to its first event not known to be at or before the time: clocks of several writers may disagree,
+    // and skipping an event while keeping later ones would show a state the payment never had.
     const asOf = at.asOf === undefined ? Number.POSITIVE_INFINITY : Date.parse(at.asOf);
-    const then = replay(docs.filter((d) => Date.parse(String(d.eventData.Timestamp)) <= asOf));
+    const after = docs.findIndex((d) => !(Date.parse(String(d.eventData.Timestamp)) <= asOf));
+    const then = replay(after === -1 ? docs : docs.slice(0, after));
     if (then.state.status === "none") return failure("payment_not_found", `the payment did not exist at ${at.asOf}`);
     return { ok: true, status: 200, body: paymentResource(then.state, then.version) };
   }

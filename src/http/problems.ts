@@ -67,6 +67,7 @@ export function problem(c: Context, code: ProblemCode, extras: ProblemExtras = {
   const headers: Record<string, string> = { "content-type": "application/problem+json" };
   if (extras.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(extras.retryAfterSeconds)));
   if (status === 401) headers["www-authenticate"] = 'Bearer realm="regis-pay"'; // RFC 9110 §11.6.1: a 401 names its scheme
+  if (status === 426) headers.upgrade = "websocket"; // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to
   const body = {
     type: `https://regis-pay.dev/problems/${code}`,
     title,

@@ -15,6 +15,7 @@ const keys: StackKeys = {
   merchantKey: "sk_test_browser_merchant_1",
   adminKey: "sk_test_browser_admin_1",
   webhookSecret: "browser-webhook-secret-0123456789",
+  ticketSecret: "browser-live-ticket-secret-0123456789abcdef",
 };
 const desktop = { width: 1200, height: 800 };
 const phone = { width: 375, height: 812 };
@@ -128,6 +129,10 @@ describe("the merchant dashboard", () => {
 
     it("opens the payment's page and follows its timeline live until completed", async () => {
       await page.getByLabel("Amount").fill("86.10");
+      // A key that is also a name every object inherits is still the merchant's to use.
+      await page.getByRole("button", { name: "Add metadata" }).click();
+      await page.locator(".meta-key").last().fill("constructor");
+      await page.locator(".meta-value").last().fill("shop-1");
       await page.getByRole("button", { name: "Create payment" }).dblclick();
       await page.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
       paymentId = page.url().split("/").pop()!;
@@ -146,7 +151,7 @@ describe("the merchant dashboard", () => {
       expect(sent.length).toBeGreaterThan(0);
       expect(new Set(sent).size).toBe(1);
       const res = await fetch(`${stack!.apiUrl}/api/payments/${paymentId}`, { headers: { authorization: `Bearer ${keys.merchantKey}` } });
-      expect(await res.json()).toMatchObject({ id: paymentId, status: "completed", amount: 86.1, currency: "GBP" });
+      expect(await res.json()).toMatchObject({ id: paymentId, status: "completed", amount: 86.1, currency: "GBP", metadata: { constructor: "shop-1" } });
       await shot("payment-completed", true);
 
       await page.setViewportSize(phone);

@@ -51,6 +51,9 @@ export function eventStoreContract(name: string, makeStore: () => EventStore) {
       await store.append(s, 0, events(s, 1, 1));
       const broken = [...events(s, 2, 2), ...events(s, 5, 1)];
       await expect(store.append(s, 1, broken)).rejects.toBeInstanceOf(EventStoreError);
+      // An id other than "<stream>:<version>" would let two racing appends at one version both commit.
+      const misnamed = events(s, 2, 2).map((e, i) => (i === 1 ? { ...e, id: `${s}:${e.eventId}` } : e));
+      await expect(store.append(s, 1, misnamed)).rejects.toBeInstanceOf(EventStoreError);
       expect((await store.load(s)).length).toBe(1);
     });
 
@@ -67,7 +70,7 @@ export function eventStoreContract(name: string, makeStore: () => EventStore) {
       expect(await store.append(s, 0, events(s, 1, 2))).toEqual({ ok: false, currentVersion: 3 });
     });
 
-    it("loads a 250-event stream in order, across pages", async () => {
+    it("loads a 250-event stream in order, across pages (of 100 where the store is given that size)", async () => {
       const store = makeStore();
       const s = stream();
       for (let v = 0; v < 250; v += 50) await store.append(s, v, events(s, v + 1, 50));

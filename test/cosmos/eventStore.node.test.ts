@@ -7,6 +7,7 @@ import { startCosmosEmulator } from "../../scripts/cosmos/server.ts";
 import { refused } from "../../src/core/eventStore.ts";
 import { CosmosEventStore, storeError } from "../../src/cosmos/cosmosEventStore.ts";
 import { provision } from "../../src/cosmos/provision.ts";
+import { spAppendToStreamId, spAppendToStreamSource, spAppendToStreamVersion } from "../../src/cosmos/spAppendToStream.ts";
 import { emulatorKey } from "../setup/constants.ts";
 import { eventStoreContract } from "./contract.ts";
 
@@ -26,7 +27,45 @@ afterAll(async () => {
   await emulator?.close();
 });
 
-eventStoreContract(real ? "Cosmos (real account, Node)" : "Cosmos (emulator, Node)", () => new CosmosEventStore(client.database(database).container("events")));
+eventStoreContract(real ? "Cosmos (real account, Node)" : "Cosmos (emulator, Node)", () => new CosmosEventStore(client.database(database).container("events"), { pageSize: 100 }));
+
+describe("provisioning", () => {
+  const procedure = (container: string) => client.database(database).container(container).scripts.storedProcedure(spAppendToStreamId);
+  const install = async (container: string, body: string) => {
+    await procedure(container).delete();
+    await client.database(database).container(container).scripts.storedProcedures.create({ id: spAppendToStreamId, body });
+  };
+  const older = spAppendToStreamSource.replace(`// ${spAppendToStreamVersion}`, "// spAppendToStream v1");
+  const newer = spAppendToStreamSource.replace(`// ${spAppendToStreamVersion}`, "// spAppendToStream v999");
+
+  it("may run from several places at once", async () => {
+    const container = `p-${crypto.randomUUID().slice(0, 8)}`;
+    const done = await Promise.all([1, 2, 3].map(() => provision(client, database, container)));
+    expect(done.map((d) => d.storedProcedure).sort()).toEqual(["created", "current", "current"]);
+    expect((await procedure(container).read()).resource?.body).toBe(spAppendToStreamSource);
+  });
+
+  it("replaces an older version of ours, leaves a newer one, and refuses one that is not ours", async () => {
+    const container = `p-${crypto.randomUUID().slice(0, 8)}`;
+    await provision(client, database, container);
+    await install(container, older);
+    expect((await provision(client, database, container)).storedProcedure).toBe("replaced");
+    expect((await procedure(container).read()).resource?.body).toBe(spAppendToStreamSource);
+    await install(container, newer);
+    expect((await provision(client, database, container)).storedProcedure).toBe("newer");
+    expect((await procedure(container).read()).resource?.body).toBe(newer);
+    const regisPays = "function spAppendToStream(streamId, expectedVersion, events) { getContext().getResponse().setBody(true); }";
+    await install(container, regisPays);
+    await expect(provision(client, database, container)).rejects.toThrow(/not ours/);
+    expect((await procedure(container).read()).resource?.body).toBe(regisPays);
+  });
+
+  it("refuses a container partitioned by anything but /stream/id", async () => {
+    const container = `p-${crypto.randomUUID().slice(0, 8)}`;
+    await client.database(database).containers.create({ id: container, partitionKey: { paths: ["/id"] } });
+    await expect(provision(client, database, container)).rejects.toThrow(/partitioned by \/id, not \/stream\/id/);
+  });
+});
 
 describe("a failed Cosmos request", () => {
   it("is known not to have committed only when refused: a 429 after the client's own waits, or another 4xx", () => {

@@ -520,6 +520,22 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${payment.id}?atVersion=2`, { key: keys.merchantB })).status).toBe(404);
   });
 
+  it("answers a time as the stream up to its first later event, even where writers' clocks disagree", async () => {
+    // Written by hosts whose clocks differ: the settlement's time is earlier than the creation's before it.
+    const id = crypto.randomUUID();
+    const s = `pay:${id}`;
+    const t = (seconds: number) => new Date(Date.UTC(2026, 0, 1, 12, 0, seconds)).toISOString();
+    const docs = [
+      { type: "PaymentInitiated", data: { PaymentId: id, Amount: 12, Currency: "GBP", MerchantId: "merchant-a", Timestamp: t(0) } },
+      { type: "PaymentCreated", data: { PaymentReference: `ref-${id}`, Timestamp: t(20) } },
+      { type: "PaymentSettled", data: { PaymentReference: `ref-${id}`, Timestamp: t(10) } },
+    ].map((e, i) => encode(s, i + 1, e as Parameters<typeof encode>[2], { eventId: crypto.randomUUID(), correlationId: null, causationId: null }));
+    expect(await store().append(s, 0, docs)).toEqual({ ok: true, version: 3 });
+    // At 15 s, only the initiation is known to have happened: not a settlement without its creation.
+    expect((await api(`/api/payments/${id}?asOf=${t(15)}`)).body).toMatchObject({ status: "initiated", version: 1 });
+    expect((await api(`/api/payments/${id}?asOf=${t(25)}`)).body).toMatchObject({ status: "settled", version: 3 });
+  });
+
   it("serves Regis Pay's own four documents to the legacy merchant as a completed 86.1 GBP payment", async () => {
     const container = store().container;
     for (const doc of seed.documents) {

@@ -10,6 +10,7 @@ export const e2eKeys: StackKeys = {
   merchantKey: "sk_test_e2e_merchant_1",
   adminKey: "sk_test_e2e_admin_1",
   webhookSecret: "e2e-webhook-secret-0123456789",
+  ticketSecret: "e2e-live-ticket-secret-0123456789abcdef",
 };
 
 /** A second merchant, kept for the rate-limit test so that spending its limit slows no other test. */

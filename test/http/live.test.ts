@@ -2,7 +2,7 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { signTicket } from "../../src/http/tickets.ts";
 import { api, createPayment, type Json } from "../helpers.ts";
-import { keys, webhookSecret } from "../setup/constants.ts";
+import { keys, ticketSecret, webhookSecret } from "../setup/constants.ts";
 
 async function connect(id: string, ticket: string) {
   const res = await exports.default.fetch(`http://pay.test/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`, { headers: { upgrade: "websocket" } });
@@ -28,15 +28,19 @@ describe("live updates", () => {
     ws.close();
   });
 
-  it("refuses a missing, forged, expired or another payment's ticket, and a plain GET", async () => {
+  it("refuses a missing, forged, expired or another payment's ticket, one signed with the webhook secret, and a plain GET", async () => {
     const payment = await createPayment({ amount: 32, currency: "GBP" });
     const other = await createPayment({ amount: 33, currency: "GBP" });
     const otherTicket = (await api(`/api/payments/${other.id}/live-tickets`, { method: "POST" })).body.ticket;
-    const expired = await signTicket(webhookSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() - 1 });
+    const expired = await signTicket(ticketSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() - 1 });
     const forged = await signTicket("not-the-secret-at-all", { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
-    for (const t of ["", "garbage", otherTicket, expired, forged]) expect((await connect(payment.id, t)).status).toBe(401);
+    // Whoever checks notifications holds the webhook secret: it must not mint tickets.
+    const byReceiver = await signTicket(webhookSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
+    for (const t of ["", "garbage", otherTicket, expired, forged, byReceiver]) expect((await connect(payment.id, t)).status).toBe(401);
     const good = (await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" })).body.ticket;
-    expect((await api(`/api/payments/${payment.id}/live?ticket=${encodeURIComponent(good)}`, { key: null })).status).toBe(426);
+    const plain = await api(`/api/payments/${payment.id}/live?ticket=${encodeURIComponent(good)}`, { key: null });
+    expect(plain.status).toBe(426);
+    expect(plain.headers.get("upgrade")).toBe("websocket");
     expect((await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST", key: keys.merchantB })).status).toBe(404);
   });
 });

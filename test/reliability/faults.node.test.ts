@@ -23,7 +23,7 @@ beforeAll(async () => {
     wranglerEnv: "load",
     quiet: true,
     logFile: join(state, "worker.log"),
-    keys: { merchantId: "chaos", merchantKey: `sk_chaos_${seed}`, adminKey: `sk_chaos_admin_${seed}`, webhookSecret: `chaos-webhook-secret-${seed}` },
+    keys: { merchantId: "chaos", merchantKey: `sk_chaos_${seed}`, adminKey: `sk_chaos_admin_${seed}`, webhookSecret: `chaos-webhook-secret-${seed}`, ticketSecret: `chaos-live-ticket-secret-0123456789-${seed}` },
     vars: chaosVars(seed),
   });
 }, 120_000);

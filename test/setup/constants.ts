@@ -5,6 +5,7 @@ export const emulatorKey = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTq
 export const testDatabase = "regis-pay-test";
 export const testContainer = "events";
 export const webhookSecret = "test-webhook-secret-0123456789";
+export const ticketSecret = "test-live-ticket-secret-0123456789abcdef";
 
 /** API keys of the tests' merchants and operator (their SHA-256 digests are configured). */
 export const keys = {

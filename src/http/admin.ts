@@ -5,7 +5,7 @@ import type { AppEnv } from "./app.ts";
 import { route } from "./payments.ts";
 import { thrownProblem } from "./problems.ts";
 import { answer } from "./reply.ts";
-import { rebuildPage, stalledIds } from "../readModel/payments.ts";
+import { rebuildContinuation, rebuildPage, stalledIds } from "../readModel/payments.ts";
 import { services } from "../wiring.ts";
 import { paymentIdParam } from "./schemas.ts";
 
@@ -83,7 +83,7 @@ route(
     path: "/read-model/rebuild",
     summary: "Rebuild the payments list from Cosmos's change feed, one page per call (admin key)",
     security: [{ bearer: [] }],
-    request: { body: { content: { "application/json": { schema: z.strictObject({ continuation: z.string().max(10_000).nullable().optional() }) } }, required: false } },
+    request: { body: { content: { "application/json": { schema: z.strictObject({ continuation: z.string().max(100_000).regex(rebuildContinuation, "not a continuation this route returned").nullable().optional() }) } }, required: false } },
     responses: {
       200: {
         description: "One page rebuilt; call again with the continuation until it is null",

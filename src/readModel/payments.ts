@@ -20,12 +20,8 @@ type Row = {
   version: number;
   stalled: number;
   refunded_amount: number;
+  written_at: number;
 };
-
-/** Records the payment as of `summary.version`, unless the row already holds that version or a newer one. */
-export async function project(db: D1Database, s: PaymentSummary) {
-  await projection(db, s).run();
-}
 
 /** Records the newest summary of each payment among many, with any other statements, in one round trip. */
 export async function projectAll(db: D1Database, summaries: PaymentSummary[], also: D1PreparedStatement[] = []) {
@@ -35,16 +31,21 @@ export async function projectAll(db: D1Database, summaries: PaymentSummary[], al
   if (statements.length > 0) await db.batch(statements);
 }
 
-function projection(db: D1Database, s: PaymentSummary) {
+/**
+ * Records the payment as of `summary.version`, unless the row already holds that version or a newer one. A rebuild
+ * begun at `rebuiltSince` also replaces a row nobody wrote since then, whatever its version: Cosmos is the truth, and
+ * may hold less than the list (its container restored).
+ */
+function projection(db: D1Database, s: PaymentSummary, rebuiltSince = 0) {
   return db
     .prepare(
-      `INSERT INTO payments (id, merchant_id, status, amount, currency, initiated_at, initiated_ms, updated_at, version, stalled, refunded_amount)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+      `INSERT INTO payments (id, merchant_id, status, amount, currency, initiated_at, initiated_ms, updated_at, version, stalled, refunded_amount, written_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
-         stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id
-       WHERE excluded.version > payments.version`,
+         stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id, written_at = excluded.written_at
+       WHERE excluded.version > payments.version OR payments.written_at < ?13`,
     )
-    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount);
+    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, Date.now(), rebuiltSince);
 }
 
 /** The cursor is opaque to clients: the last row's (initiation time, id), the listing's sort key. */
@@ -99,25 +100,27 @@ export async function stalledIds(db: D1Database, after: string | null, limit: nu
   return results.map((r) => r.id);
 }
 
-export async function clear(db: D1Database) {
-  await db.prepare("DELETE FROM payments").run();
-}
+/** A rebuild's continuation: when it began, and where it is in the change feed (opaque to callers). */
+export const rebuildContinuation = /^(\d+)\.([\s\S]+)$/;
 
 /**
- * One page of a rebuild from the event store's change feed: the first page (no continuation) empties the list,
- * then every stream written to is replayed from its events and recorded. Call again with the continuation
- * until it comes back null. Rows still only move forward: the live consumer may record a newer version of a
- * stream between its replay here and its upsert.
+ * One page of a rebuild from the event store's change feed: every stream written to is replayed from its events and
+ * its row replaced in place, so the list stays whole while a rebuild runs, or after one that failed (run it again).
+ * Call again with the continuation until it comes back null; the last page deletes the rows nobody wrote since the
+ * rebuild began (payments Cosmos does not hold). A row the live consumer wrote since then only moves forward: the
+ * consumer may record a newer version of a stream between its replay here and its upsert.
  */
 export async function rebuildPage(db: D1Database, store: EventStore, continuation: string | null, legacyMerchantId: string) {
-  if (!continuation) await clear(db);
-  const page = await store.changedStreams(continuation, 100);
+  const [, since, feed] = (continuation && rebuildContinuation.exec(continuation)) || [null, String(Date.now()), null];
+  const rebuiltSince = Number(since);
+  const page = await store.changedStreams(feed ?? null, 100);
   let payments = 0;
   for (const streamId of page.streamIds) {
     const { state, version } = replay(await store.load(streamId));
     if (state.status === "none") continue;
-    await project(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId));
+    await projection(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId), rebuiltSince).run();
     payments++;
   }
-  return { payments, continuation: page.continuation };
+  if (page.continuation === null) await db.prepare("DELETE FROM payments WHERE written_at < ?").bind(rebuiltSince).run();
+  return { payments, continuation: page.continuation === null ? null : `${rebuiltSince}.${page.continuation}` };
 }

@@ -102,10 +102,28 @@ describe("the payments list", () => {
     await waitForAll([payment.id], (p) => p.status === "completed");
     await waitListed([payment.id], (r) => r.status === "completed");
     const docs = await store().load(`pay:${payment.id}`);
-    // A later page of a rebuild whose read of this stream came before its last event (which the consumer then listed).
-    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), load: async () => docs.slice(0, 3) } as unknown as EventStore;
-    expect(await rebuildPage(env.READ_MODEL, stale, "a later page", "dev")).toEqual({ payments: 1, continuation: null });
+    // A rebuild begins (its first page finds nothing yet); then a refund, which the consumer lists...
+    const first = await rebuildPage(env.READ_MODEL, { ...store(), changedStreams: async () => ({ streamIds: [], continuation: "feed" }) } as unknown as EventStore, null, "dev");
+    expect(first.continuation).toMatch(/^\d+\.feed$/);
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
+    await waitListed([payment.id], (r) => r.refundedAmount === 1);
+    const listedVersion = (await listed("?limit=100")).data.find((r) => r.id === payment.id)!.version;
+    // ...and a later page of the rebuild whose read of this stream came before the refund.
+    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), load: async () => docs } as unknown as EventStore;
+    expect(await rebuildPage(env.READ_MODEL, stale, first.continuation, "dev")).toEqual({ payments: 1, continuation: null });
+    expect((await listed("?limit=100")).data.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: listedVersion, refundedAmount: 1 });
+  });
+
+  it("stays whole while a rebuild runs, and after one that failed", async () => {
+    const payment = await createPayment({ amount: 24, currency: "GBP" });
+    await waitListed([payment.id], (r) => r.status === "completed");
+    const failing = { ...store(), changedStreams: async () => Promise.reject(new Error("Cosmos unavailable")) } as unknown as EventStore;
+    await expect(rebuildPage(env.READ_MODEL, failing, null, "dev")).rejects.toThrow(/unavailable/);
+    const midway = await rebuildPage(env.READ_MODEL, { ...store(), changedStreams: async () => ({ streamIds: [], continuation: "feed" }) } as unknown as EventStore, null, "dev");
+    expect(midway.continuation).not.toBeNull();
     expect((await listed("?limit=100")).data.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: 4 });
+    const bogus = await api("/admin/read-model/rebuild", { body: { continuation: "not-one-of-ours" }, key: keys.admin });
+    expect(bogus).toMatchObject({ status: 400, body: { code: "validation_failed" } });
   });
 
   it("is rebuilt from Cosmos's change feed by the admin route", async () => {
@@ -114,7 +132,7 @@ describe("the payments list", () => {
     await waitListed([payment.id], (r) => r.status === "completed");
     // A row rolled back, and a row for a payment Cosmos never had: the rebuild restores the one and drops the other.
     await env.READ_MODEL.prepare("UPDATE payments SET status = 'initiated', version = 1 WHERE id = ?").bind(payment.id).run();
-    await env.READ_MODEL.prepare("INSERT INTO payments VALUES ('ghost', 'merchant-a', 'settled', 1, 'GBP', ?1, 0, ?1, 3, 0, 0)").bind(payment.initiatedAt).run();
+    await env.READ_MODEL.prepare("INSERT INTO payments VALUES ('ghost', 'merchant-a', 'settled', 1, 'GBP', ?1, 0, ?1, 3, 0, 0, 0)").bind(payment.initiatedAt).run();
     let continuation: string | null = null;
     let pages = 0;
     do {

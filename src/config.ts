@@ -78,6 +78,8 @@ export const configSchema = z.object({
   QUEUE_LAG_TTL_MS: ms(60_000),
   /** How long a live WebSocket ticket is valid. */
   LIVE_TICKET_TTL_SECONDS: z.coerce.number().int().positive().default(60),
+  /** A live socket's longest life: then it is closed (4001) and its client reconnects with a fresh ticket, so a revoked key stops hearing events. */
+  LIVE_SOCKET_MAX_SECONDS: z.coerce.number().int().positive().default(3600),
   /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */
   RATE_LIMIT_PERIOD_SECONDS: z.coerce.number().int().positive().default(60),
   /** Re-decisions after an append conflict before answering 409. */

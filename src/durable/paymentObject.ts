@@ -337,17 +337,30 @@ export class PaymentObject extends DurableObject<Env> {
     if (!owned.ok) return new Response(null, { status: 404 });
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ closesAt: Date.now() + this.svc.config.LIVE_SOCKET_MAX_SECONDS * 1000 });
     server.send(JSON.stringify({ type: "hello", payment: this.resource() }));
     return new Response(null, { status: 101, webSocket: client });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer) {
-    if (message === "ping") ws.send("pong");
+    if (message === "ping" && this.open(ws)) ws.send("pong");
+  }
+
+  /** Whether the socket is within its life (LIVE_SOCKET_MAX_SECONDS); one past it is closed. */
+  private open(ws: WebSocket) {
+    const { closesAt } = (ws.deserializeAttachment() ?? { closesAt: 0 }) as { closesAt: number };
+    if (Date.now() < closesAt) return true;
+    ws.close(4001, "ticket expired: reconnect with a fresh one");
+    return false;
   }
 
   override async webSocketClose(ws: WebSocket, code: number) {
     // 1005/1006 report a close without a status; they cannot be sent back.
-    ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
+    } catch {
+      // closed by the object first (its life was over): nothing to answer
+    }
   }
 
   /** Where the relay stands: versions committed, sent to the queue, and confirmed delivered by the consumer. */
@@ -804,7 +817,7 @@ export class PaymentObject extends DurableObject<Env> {
   /** Events known committed: the aggregate moves on, and live sockets hear of them. */
   private applied(docs: EventDocument[]) {
     this.fold(docs);
-    const sockets = this.ctx.getWebSockets();
+    const sockets = this.ctx.getWebSockets().filter((ws) => this.open(ws));
     if (sockets.length === 0) return;
     const payment = this.resource();
     for (const event of docs) {

@@ -11,7 +11,7 @@ import { admin } from "./admin.ts";
 import { bearer, isAdmin, merchantOf } from "./auth.ts";
 import { live } from "./live.ts";
 import { payments } from "./payments.ts";
-import { problem, thrownProblem } from "./problems.ts";
+import { problem, rateLimited, thrownProblem } from "./problems.ts";
 import { fieldErrors } from "./reply.ts";
 import { problemSchema } from "./schemas.ts";
 
@@ -113,8 +113,8 @@ app.use("/api/*", async (c, next) => {
   if (c.req.method === "GET" && /^\/api\/payments\/[^/]+\/live$/.test(c.req.path)) return next();
   const merchantId = await merchantOf(c.get("config"), bearer(c.req.header("authorization")));
   if (!merchantId) return problem(c, "unauthorized");
-  const { success } = await c.env.MERCHANT_RATE_LIMIT.limit({ key: merchantId });
-  if (!success) return problem(c, "rate_limited", { retryAfterSeconds: c.get("config").RATE_LIMIT_PERIOD_SECONDS });
+  const limited = await rateLimited(c, merchantId);
+  if (limited) return limited;
   c.set("caller", { merchantId, requestId: c.get("requestId") });
   await next();
 });

@@ -1,7 +1,7 @@
 // Live updates: a ticket for the payment's WebSocket, and the WebSocket itself, accepted by the payment's object.
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app.ts";
-import { problem } from "./problems.ts";
+import { problem, rateLimited } from "./problems.ts";
 import { route } from "./payments.ts";
 import { paymentIdParam } from "./schemas.ts";
 import { signTicket, verifyTicket } from "./tickets.ts";
@@ -36,9 +36,12 @@ live.get("/payments/:id/live", async (c) => {
   const ticket = await verifyTicket(c.get("config").LIVE_TICKET_SECRET, c.req.query("ticket") ?? "", Date.now());
   const id = c.req.param("id").toLowerCase();
   if (!ticket || ticket.paymentId !== id) return problem(c, "unauthorized", { detail: "a valid live ticket for this payment is required" });
+  const limited = await rateLimited(c, ticket.merchantId); // the ticket's merchant, as its key would be
+  if (limited) return limited;
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return problem(c, "upgrade_required");
   const headers = new Headers(c.req.raw.headers);
   headers.set("x-merchant-id", ticket.merchantId);
   headers.set("x-payment-id", id);
-  return c.env.PAYMENTS.getByName(id).fetch(new Request(c.req.raw, { headers }));
+  const res = await c.env.PAYMENTS.getByName(id).fetch(new Request(c.req.raw, { headers }));
+  return res.status === 101 ? res : problem(c, "payment_not_found", { detail: "no such payment" });
 });

@@ -1,6 +1,7 @@
 // The one table from error codes to HTTP status, and RFC 9457 problem+json answers with a stable `code`.
 import type { Context } from "hono";
 import type { FailureCode } from "../durable/replies.ts";
+import type { AppEnv } from "./app.ts";
 
 export type ProblemCode =
   | FailureCode
@@ -61,6 +62,12 @@ export function thrownProblem(err: unknown): { code: ProblemCode; detail?: strin
 }
 
 export type ProblemExtras = { detail?: string; errors?: Record<string, string[]>; retryAfterSeconds?: number };
+
+/** The merchant's rate limit (Cloudflare's binding): a 429 once it is spent, else null. */
+export async function rateLimited(c: Context<AppEnv>, merchantId: string) {
+  const { success } = await c.env.MERCHANT_RATE_LIMIT.limit({ key: merchantId });
+  return success ? null : problem(c, "rate_limited", { retryAfterSeconds: c.get("config").RATE_LIMIT_PERIOD_SECONDS });
+}
 
 export function problem(c: Context, code: ProblemCode, extras: ProblemExtras = {}) {
   const { status, title } = table[code];

@@ -1,4 +1,5 @@
-import { exports } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { signTicket } from "../../src/http/tickets.ts";
 import { api, createPayment, type Json } from "../helpers.ts";
@@ -42,6 +43,39 @@ describe("live updates", () => {
     expect(plain.status).toBe(426);
     expect(plain.headers.get("upgrade")).toBe("websocket");
     expect((await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST", key: keys.merchantB })).status).toBe(404);
+  });
+});
+
+describe("a live socket", () => {
+  it("is closed (4001) once its life is over, so that its client must present a fresh ticket", async () => {
+    const payment = await createPayment({ amount: 34, currency: "GBP" });
+    const res = await connect(payment.id, (await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" })).body.ticket);
+    const ws = res.webSocket!;
+    const heard: string[] = [];
+    let closed: number | null = null;
+    ws.addEventListener("message", (m) => heard.push(String(m.data)));
+    ws.addEventListener("close", (e) => (closed = e.code));
+    ws.accept();
+    ws.send("ping");
+    await vi.waitFor(() => expect(heard).toContain("pong"), { timeout: 5_000, interval: 20 });
+    // Its life (LIVE_SOCKET_MAX_SECONDS) runs out.
+    await runInDurableObject(env.PAYMENTS.getByName(payment.id), (_, state) => {
+      for (const socket of state.getWebSockets()) socket.serializeAttachment({ closesAt: Date.now() - 1 });
+    });
+    const pongs = heard.filter((m) => m === "pong").length;
+    ws.send("ping");
+    await vi.waitFor(() => expect(closed).toBe(4001), { timeout: 5_000, interval: 20 });
+    expect(heard.filter((m) => m === "pong").length).toBe(pongs);
+  });
+
+  it("is refused once the ticket's merchant has spent its rate limit", async () => {
+    const payment = { id: crypto.randomUUID() }; // refused before the payment is looked up
+    const ticket = await signTicket(ticketSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
+    const { app } = await import("../../src/http/app.ts");
+    const limited = { ...env, MERCHANT_RATE_LIMIT: { limit: async ({ key }: { key: string }) => ({ success: key !== "merchant-a" }) } };
+    const res = await app.fetch(new Request(`http://pay.test/api/payments/${payment.id}/live?ticket=${encodeURIComponent(ticket)}`, { headers: { upgrade: "websocket" } }), limited);
+    expect(res.status).toBe(429);
+    expect(await res.json()).toMatchObject({ code: "rate_limited" });
   });
 });
 

@@ -445,7 +445,7 @@ export class CosmosApi {
       case "PUT": {
         const input = parseObject(req);
         if (typeof input.body === "string") compile(input.body);
-        return withEtag(200, this.store.putScript(c, kind, input, "replace", id).body);
+        return withEtag(200, this.store.putScript(c, kind, input, "replace", id, header(req, "if-match")).body);
       }
       case "DELETE":
         this.store.deleteScript(c, kind, id);

@@ -263,13 +263,14 @@ export class Store {
     return s;
   }
 
-  putScript(c: Container, kind: ScriptKind, input: Doc, mode: "create" | "replace" | "upsert", pathId?: string): { body: Doc; created: boolean } {
+  putScript(c: Container, kind: ScriptKind, input: Doc, mode: "create" | "replace" | "upsert", pathId?: string, ifMatch?: string): { body: Doc; created: boolean } {
     const id = validId(input.id);
     if (pathId !== undefined && pathId !== id) throw badRequest("The id in the body does not match the id in the URL.");
     if (typeof input.body !== "string") throw badRequest("The script body must be a string.");
     const existing = c.scripts[kind].get(id);
     if (mode === "create" && existing) throw conflict();
     if (mode === "replace" && !existing) throw notFound();
+    if (ifMatch !== undefined && ifMatch !== existing?._etag) throw preconditionFailed();
     const body: Doc = { body: input.body, id, _rid: (existing?._rid as string) ?? toRid(randomBytes(12)) };
     this.stamp(body, `${c.self}${kind}/`);
     c.scripts[kind].set(id, body);

@@ -1,5 +1,5 @@
 // Idempotent provisioning: database, container (partition key /stream/id) and the current spAppendToStream.
-import type { CosmosClient, StoredProcedureDefinition } from "@azure/cosmos";
+import type { CosmosClient, Resource, StoredProcedureDefinition } from "@azure/cosmos";
 import { spAppendToStreamId, spAppendToStreamSource, spAppendToStreamVersion } from "./spAppendToStream.ts";
 
 export type Provisioned = { database: string; container: string; storedProcedure: "created" | "replaced" | "current" | "newer" };
@@ -26,27 +26,25 @@ export async function provision(client: CosmosClient, database: string, containe
       .storedProcedure(spAppendToStreamId)
       .read()
       .then((r) => r.resource)
-      .catch((e: { code?: number }): StoredProcedureDefinition | undefined => {
+      .catch((e: { code?: number }): (StoredProcedureDefinition & Resource) | undefined => {
         if (e.code === 404) return undefined;
         throw e;
       });
-  let existing = await read();
-  if (!existing) {
-    const created = await c.scripts.storedProcedures.create(definition).then(
-      () => true,
-      (e: { code?: number }) => {
-        if (e.code === 409) return false; // another provisioner created it meanwhile: compare versions below
-        throw e;
-      },
-    );
-    if (created) return { database, container, storedProcedure: "created" };
-    existing = await read();
+  // Another provisioner may create or replace it between our read and our write: then the write is refused (409 on
+  // create, 412 on a replace of the version we compared) and the versions are compared again.
+  const lost = (code: number) => (e: { code?: number }) => (e.code === code ? false : Promise.reject(e));
+  for (;;) {
+    const existing = await read();
+    if (!existing) {
+      if (await c.scripts.storedProcedures.create(definition).then(() => true, lost(409))) return { database, container, storedProcedure: "created" };
+      continue;
+    }
+    const installed = versionOf(existing.body);
+    if (Number.isNaN(installed))
+      throw new Error(`a stored procedure ${spAppendToStreamId} that is not ours (no "// spAppendToStream vN" marker; Regis Pay's own?) is installed: its callers would break if it were replaced; delete it to provision this one`);
+    if (installed === ours) return { database, container, storedProcedure: "current" };
+    if (installed > ours) return { database, container, storedProcedure: "newer" };
+    const ifMatch = { accessCondition: { type: "IfMatch", condition: existing._etag } };
+    if (await c.scripts.storedProcedure(spAppendToStreamId).replace(definition, ifMatch).then(() => true, lost(412))) return { database, container, storedProcedure: "replaced" };
   }
-  const installed = versionOf(existing?.body);
-  if (Number.isNaN(installed))
-    throw new Error(`a stored procedure ${spAppendToStreamId} that is not ours (no "// spAppendToStream vN" marker; Regis Pay's own?) is installed: its callers would break if it were replaced; delete it to provision this one`);
-  if (installed === ours) return { database, container, storedProcedure: "current" };
-  if (installed > ours) return { database, container, storedProcedure: "newer" };
-  await c.scripts.storedProcedure(spAppendToStreamId).replace(definition);
-  return { database, container, storedProcedure: "replaced" };
 }

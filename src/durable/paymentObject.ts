@@ -350,7 +350,11 @@ export class PaymentObject extends DurableObject<Env> {
   private open(ws: WebSocket) {
     const { closesAt } = (ws.deserializeAttachment() ?? { closesAt: 0 }) as { closesAt: number };
     if (Date.now() < closesAt) return true;
-    ws.close(4001, "ticket expired: reconnect with a fresh one");
+    try {
+      ws.close(4001, "ticket expired: reconnect with a fresh one");
+    } catch {
+      // already closing or broken: it hears nothing more either way (this runs between an append and its relay)
+    }
     return false;
   }
 

@@ -8,6 +8,12 @@ import { signTicket, verifyTicket } from "./tickets.ts";
 
 export const live = new OpenAPIHono<AppEnv>();
 
+// Without the tickets' secret (a deployment upgraded before it was put) only live updates are unavailable.
+live.use("/payments/:id/live*", async (c, next) => {
+  if (!c.get("config").LIVE_TICKET_SECRET) return problem(c, "service_unavailable", { detail: "live updates are not configured on this deployment" });
+  await next();
+});
+
 route(
   live,
   createRoute({
@@ -26,14 +32,14 @@ route(
     const owned = await c.env.PAYMENTS.getByName(id).get(c.get("caller"), id);
     if (!owned.ok) return problem(c, owned.code, { detail: owned.message });
     const expiresAt = Date.now() + c.get("config").LIVE_TICKET_TTL_SECONDS * 1000;
-    const ticket = await signTicket(c.get("config").LIVE_TICKET_SECRET, { paymentId: id, merchantId: c.get("caller").merchantId, expiresAt });
+    const ticket = await signTicket(c.get("config").LIVE_TICKET_SECRET!, { paymentId: id, merchantId: c.get("caller").merchantId, expiresAt });
     return c.json({ ticket, expiresAt: new Date(expiresAt).toISOString() }, 201);
   },
 );
 
 /** Reached without a key (see the auth middleware): the ticket is the credential. */
 live.get("/payments/:id/live", async (c) => {
-  const ticket = await verifyTicket(c.get("config").LIVE_TICKET_SECRET, c.req.query("ticket") ?? "", Date.now());
+  const ticket = await verifyTicket(c.get("config").LIVE_TICKET_SECRET!, c.req.query("ticket") ?? "", Date.now());
   const id = c.req.param("id").toLowerCase();
   if (!ticket || ticket.paymentId !== id) return problem(c, "unauthorized", { detail: "a valid live ticket for this payment is required" });
   const limited = await rateLimited(c, ticket.merchantId); // the ticket's merchant, as its key would be

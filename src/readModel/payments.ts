@@ -31,6 +31,9 @@ export async function projectAll(db: D1Database, summaries: PaymentSummary[], al
   if (statements.length > 0) await db.batch(statements);
 }
 
+/** The database's own clock (ms): every row's `written_at` and a rebuild's start are read from the one clock. */
+const dbNow = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
 /**
  * Records the payment as of `summary.version`, unless the row already holds that version or a newer one. A rebuild
  * begun at `rebuiltSince` also replaces a row nobody wrote since then, whatever its version: Cosmos is the truth, and
@@ -40,12 +43,14 @@ function projection(db: D1Database, s: PaymentSummary, rebuiltSince = 0) {
   return db
     .prepare(
       `INSERT INTO payments (id, merchant_id, status, amount, currency, initiated_at, initiated_ms, updated_at, version, stalled, refunded_amount, written_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ${dbNow})
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
-         stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id, written_at = excluded.written_at
-       WHERE excluded.version > payments.version OR payments.written_at < ?13`,
+         stalled = excluded.stalled, refunded_amount = excluded.refunded_amount, merchant_id = excluded.merchant_id,
+         amount = excluded.amount, currency = excluded.currency, initiated_at = excluded.initiated_at, initiated_ms = excluded.initiated_ms,
+         written_at = excluded.written_at
+       WHERE excluded.version > payments.version OR payments.written_at < ?12`,
     )
-    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, Date.now(), rebuiltSince);
+    .bind(s.id, s.merchantId, s.status, s.amount, s.currency, s.initiatedAt, Date.parse(s.initiatedAt), s.updatedAt, s.version, s.stalled ? 1 : 0, s.refundedAmount, rebuiltSince);
 }
 
 /** The cursor is opaque to clients: the last row's (initiation time, id), the listing's sort key. */
@@ -111,8 +116,9 @@ export const rebuildContinuation = /^(\d+)\.([\s\S]+)$/;
  * consumer may record a newer version of a stream between its replay here and its upsert.
  */
 export async function rebuildPage(db: D1Database, store: EventStore, continuation: string | null, legacyMerchantId: string) {
-  const [, since, feed] = (continuation && rebuildContinuation.exec(continuation)) || [null, String(Date.now()), null];
-  const rebuiltSince = Number(since);
+  const [, since, feed] = (continuation && rebuildContinuation.exec(continuation)) || [];
+  const now = (await db.prepare(`SELECT ${dbNow} AS now`).first<{ now: number }>())!.now;
+  const rebuiltSince = since === undefined ? now : Math.min(Number(since), now); // never later than now: a forged start would delete live rows
   const page = await store.changedStreams(feed ?? null, 100);
   let payments = 0;
   for (const streamId of page.streamIds) {

@@ -254,6 +254,15 @@ describe("when stored procedures run", () => {
     expect((await sproc.execute("any", [])).resource).toBe("v2");
   });
 
+  it("replaces a procedure only if it is still the version read, when asked (If-Match)", async () => {
+    const sproc = container.scripts.storedProcedure("guarded");
+    const read = (await container.scripts.storedProcedures.create({ id: "guarded", body: "function () { getContext().getResponse().setBody(1); }" })).resource!;
+    await sproc.replace({ id: "guarded", body: "function () { getContext().getResponse().setBody(2); }" });
+    const stale = sproc.replace({ id: "guarded", body: "function () { getContext().getResponse().setBody(3); }" }, { accessCondition: { type: "IfMatch", condition: read._etag } });
+    await expect(stale).rejects.toMatchObject({ code: 412 });
+    expect((await sproc.execute("any", [])).resource).toBe(2);
+  });
+
   it("keeps two different procedures apart", async () => {
     await container.scripts.storedProcedures.create({ id: "double", body: "function (n) { getContext().getResponse().setBody(n * 2); }" });
     await container.scripts.storedProcedures.create({ id: "negate", body: "function (n) { getContext().getResponse().setBody(-n); }" });

@@ -131,7 +131,7 @@ describe("the payments list", () => {
     await waitForAll([payment.id], (p) => p.status === "completed");
     await waitListed([payment.id], (r) => r.status === "completed");
     // A row rolled back, and a row for a payment Cosmos never had: the rebuild restores the one and drops the other.
-    await env.READ_MODEL.prepare("UPDATE payments SET status = 'initiated', version = 1 WHERE id = ?").bind(payment.id).run();
+    await env.READ_MODEL.prepare("UPDATE payments SET status = 'initiated', version = 1, initiated_at = '2000-01-01T00:00:00.000Z', initiated_ms = 0 WHERE id = ?").bind(payment.id).run();
     await env.READ_MODEL.prepare("INSERT INTO payments VALUES ('ghost', 'merchant-a', 'settled', 1, 'GBP', ?1, 0, ?1, 3, 0, 0, 0)").bind(payment.initiatedAt).run();
     let continuation: string | null = null;
     let pages = 0;
@@ -142,7 +142,7 @@ describe("the payments list", () => {
       pages++;
     } while (continuation && pages < 1000);
     const rows = (await listed("?limit=100")).data;
-    expect(rows.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: 4 });
+    expect(rows.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: 4, initiatedAt: payment.initiatedAt });
     expect(rows.map((r) => r.id)).not.toContain("ghost");
   });
 });

@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { signTicket } from "../../src/http/tickets.ts";
-import { api, createPayment, type Json } from "../helpers.ts";
+import { api, createPayment, waitForPayment, type Json } from "../helpers.ts";
 import { keys, ticketSecret, webhookSecret } from "../setup/constants.ts";
 
 async function connect(id: string, ticket: string) {
@@ -76,6 +76,23 @@ describe("a live socket", () => {
     const res = await app.fetch(new Request(`http://pay.test/api/payments/${payment.id}/live?ticket=${encodeURIComponent(ticket)}`, { headers: { upgrade: "websocket" } }), limited);
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
+  });
+});
+
+describe("a deployment without LIVE_TICKET_SECRET", () => {
+  it("answers 503 on the live routes only, and keeps taking payments", async () => {
+    const { app } = await import("../../src/http/app.ts");
+    const { LIVE_TICKET_SECRET: _, ...unset } = env;
+    const call = (path: string, init: RequestInit = {}) =>
+      app.fetch(new Request(`http://pay.test${path}`, { ...init, headers: { authorization: `Bearer ${keys.merchantA}`, "content-type": "application/json", ...init.headers } }), unset as unknown as Env);
+    const created = await call("/api/payments", { method: "POST", body: JSON.stringify({ amount: 36, currency: "GBP" }) });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    for (const res of [await call(`/api/payments/${id}/live-tickets`, { method: "POST" }), await call(`/api/payments/${id}/live?ticket=x`, { headers: { upgrade: "websocket" } })]) {
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ code: "service_unavailable", detail: "live updates are not configured on this deployment" });
+    }
+    await waitForPayment(id, (p) => p.status === "completed");
   });
 });
 

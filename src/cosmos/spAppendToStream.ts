@@ -1,6 +1,6 @@
 // The append stored procedure, kept as plain JavaScript text (a stringified TS function would gain bundler
-// helpers such as __name that do not exist on the server). VERSIONED: change the marker for any change in
-// behaviour, so that provisioning replaces an outdated body.
+// helpers such as __name that do not exist on the server). VERSIONED: raise the number in the marker for any change in
+// behaviour, so that provisioning replaces an older body (and an older release leaves a newer one).
 
 export const spAppendToStreamId = "spAppendToStream";
 export const spAppendToStreamVersion = "spAppendToStream v3";

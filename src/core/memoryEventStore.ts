@@ -23,12 +23,12 @@ export class MemoryEventStore implements EventStore {
     const stream = this.streams.get(streamId) ?? [];
     const current = stream.length;
     const last = expectedVersion + events.length;
-    events.forEach((e, i) => {
-      // As the stored procedure does: a malformed batch is refused whole.
-      if (e.stream.id !== streamId || e.stream.version !== expectedVersion + i + 1 || e.id !== `${streamId}:${e.stream.version}`)
-        throw new EventStoreError("rejected", `event ${i} is not at the next version of ${streamId}`);
-    });
     if (current === expectedVersion) {
+      events.forEach((e, i) => {
+        // As the stored procedure does, once the version matches: a malformed batch is refused whole.
+        if (e.stream.id !== streamId || e.stream.version !== expectedVersion + i + 1 || e.id !== `${streamId}:${e.stream.version}`)
+          throw new EventStoreError("rejected", `event ${i} is not at the next version of ${streamId}`);
+      });
       this.streams.set(streamId, [...stream, ...structuredClone(events)]);
       return { ok: true, version: last };
     }

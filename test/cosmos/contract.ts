@@ -55,6 +55,8 @@ export function eventStoreContract(name: string, makeStore: () => EventStore) {
       const misnamed = events(s, 2, 2).map((e, i) => (i === 1 ? { ...e, id: `${s}:${e.eventId}` } : e));
       await expect(store.append(s, 1, misnamed)).rejects.toBeInstanceOf(EventStoreError);
       expect((await store.load(s)).length).toBe(1);
+      // At a stale version the version check comes first: a conflict, whatever the batch holds.
+      expect(await store.append(s, 0, broken)).toEqual({ ok: false, currentVersion: 1 });
     });
 
     it("succeeds without writing again when the same events are appended again (a retry after a timeout)", async () => {

@@ -401,7 +401,7 @@ export class PaymentObject extends DurableObject<Env> {
     // A load reads Cosmos beyond the copy; an object already loaded does so if an append's outcome is unknown.
     const loaded = this.loading !== null;
     await this.ensureLoaded(meta.payment_id);
-    await this.relay(); // what is known committed goes out even if Cosmos fails the read below
+    this.updateMeta(await this.relay()); // what is known committed goes out even if Cosmos fails the read below
     if (loaded && meta.pending_since !== null) await this.syncTail();
     if (this.unsettledMs() === 0) this.settled(); // too old to land
     this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
@@ -743,7 +743,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (tail.length > 0) this.progressed();
     const relayed = this.meta()?.relayed_version ?? 0;
     this.unrelayed = [...copy, ...tail].filter((d) => d.stream.version > relayed);
-    await this.relay();
+    this.updateMeta(await this.relay());
   }
 
   /** The object's copy of the committed stream, versions `from` to `to`. */
@@ -846,7 +846,7 @@ export class PaymentObject extends DurableObject<Env> {
     this.unrelayed.push(...docs);
     let change: MetaChange = {};
     try {
-      change = { ...(await this.relay({ record: false })), ...onceRelayed };
+      change = { ...(await this.relay()), ...onceRelayed };
     } finally {
       // Kept even if the relay threw (the aggregate already holds them: the copy must not miss them), and in the
       // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
@@ -863,8 +863,8 @@ export class PaymentObject extends DurableObject<Env> {
     for (let write = this.replies.shift(); write; write = this.replies.shift()) write();
   }
 
-  /** Sends the committed events not yet relayed (on failure they stay for the alarm); records the relayed version, or returns that change for its caller to write with its own (`record: false`). */
-  private async relay({ record } = { record: true }): Promise<MetaChange> {
+  /** Sends the committed events not yet relayed (on failure they stay for the alarm); returns the meta row's change, which its caller writes with its own. */
+  private async relay(): Promise<MetaChange> {
     if (this.unrelayed.length === 0) return {};
     const batch = this.unrelayed;
     try {
@@ -878,9 +878,7 @@ export class PaymentObject extends DurableObject<Env> {
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
     this.setCounter("relayed-at", Date.now());
-    const change = { relayed_version: Math.max(this.meta()!.relayed_version, last) };
-    if (record) this.updateMeta(change);
-    return change;
+    return { relayed_version: Math.max(this.meta()!.relayed_version, last) };
   }
 
   // ---- delivery: every relayed event must reach the consumer, which reports each one here ----

@@ -83,6 +83,7 @@ export class PaymentObject extends DurableObject<Env> {
   private readonly replies: (() => void)[] = [];
   /** The Idempotency-Key of the keyed command under way, claimed at its first append (see `idempotent`). */
   private claim: { key: string; fingerprint: string; written: boolean; kept: boolean } | null = null;
+  /** The alarm as last set or asked: a time, null for none, undefined until known (see `ensureAlarm`). */
   private alarmAt: number | null | undefined;
   /** Pending while the lifecycle is in flight: keeps the object in memory between its steps (see WARM_HOLD_MS). */
   private warmHold: ReturnType<typeof setTimeout> | undefined;
@@ -133,8 +134,8 @@ export class PaymentObject extends DurableObject<Env> {
     if (this.schemaReady) return false;
     if (this.untouched === undefined) {
       this.untouched = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'meta'").toArray().length === 0;
-      // Its tables will be created empty: nothing to read back from them.
-      if (this.untouched) [this.metaRow, this.counterRows, this.deliveredRows] = [null, new Map(), new Set()];
+      // Its tables will be created empty, and it has no alarm (one is only ever set with its tables): nothing to read back.
+      if (this.untouched) [this.metaRow, this.counterRows, this.deliveredRows, this.alarmAt] = [null, new Map(), new Set(), null];
     }
     return this.untouched;
   }
@@ -933,7 +934,7 @@ export class PaymentObject extends DurableObject<Env> {
    * durable write (locally also a sync of the runtime's alarm index), and a payment's steps would move it each time.
    */
   private async ensureAlarm(at: number) {
-    this.alarmAt ??= await this.ctx.storage.getAlarm();
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt === null || this.alarmAt > at) {
       await this.ctx.storage.setAlarm(at);
       this.alarmAt = at;

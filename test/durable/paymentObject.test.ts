@@ -387,6 +387,24 @@ describe("the payment's object", () => {
     await waitForPayment(id, (p) => p.status === "completed");
   });
 
+  it("creates a new payment without asking storage for an alarm (a new object has none), and sets the relay's alarm", async () => {
+    const key = crypto.randomUUID();
+    const id = uuidFrom("payment", "merchant-a", key);
+    const stub = env.PAYMENTS.getByName(id);
+    const asked = await runInDurableObject(stub, (_: PaymentObject, state) => {
+      const calls = { getAlarm: 0 };
+      const getAlarm = state.storage.getAlarm.bind(state.storage);
+      state.storage.getAlarm = (...args) => (calls.getAlarm++, getAlarm(...args));
+      return calls;
+    });
+    const created = await api("/api/payments", { body: { amount: 209, currency: "GBP" }, headers: { "idempotency-key": key } });
+    expect(created.status).toBe(201);
+    expect(asked.getAlarm).toBe(0);
+    await waitForPayment(id, (p) => p.status === "completed");
+    // Once nothing is due the object deletes its alarm, which it knew it had set.
+    expect(await runInDurableObject(stub, (_: PaymentObject, state) => state.storage.getAlarm())).toBeNull();
+  });
+
   it("retries its alarm itself, with backoff, while Cosmos fails it, and finishes the check once Cosmos is back", async () => {
     const payment = await createPayment({ amount: 205, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

@@ -174,12 +174,16 @@ export const emulator = {
   clearFaults: () => fetch(`${cosmos()}/_emulator/faults`, { method: "DELETE" }),
 };
 
+const atProvider = (reference: string, action: "cancel" | "settle") =>
+  fetch(`${provider()}/psp/api/payments/${encodeURIComponent(reference)}/${action}`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": crypto.randomUUID() }, body: "{}" });
+
 export const simulator = {
   calls: async () => (await (await fetch(`${provider()}/_sim/calls`)).json()) as Json[],
   payments: async () => (await (await fetch(`${provider()}/_sim/payments`)).json()) as Json,
   settings: (s: Json) => fetch(`${provider()}/_sim/settings`, { method: "POST", body: JSON.stringify(s) }),
   reset: () => fetch(`${provider()}/_sim/reset`, { method: "POST" }),
   /** Cancels a payment at the provider directly, as a cancel whose recording then failed did. */
-  cancel: (reference: string) =>
-    fetch(`${provider()}/psp/api/payments/${encodeURIComponent(reference)}/cancel`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": crypto.randomUUID() }, body: "{}" }),
+  cancel: (reference: string) => atProvider(reference, "cancel"),
+  /** Settles a payment at the provider directly, as a settle call whose outcome was never recorded did. */
+  settle: (reference: string) => atProvider(reference, "settle"),
 };

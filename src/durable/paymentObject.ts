@@ -655,6 +655,9 @@ export class PaymentObject extends DurableObject<Env> {
   private async cancelAtProvider(reference: string): Promise<Failure | null> {
     const result = await provider.cancel(this.svc.provider, uuidFrom("cancel", this.paymentId()), reference);
     if (result.ok) return null;
+    // Settled at the provider, not here: its settle step's outcome was never recorded (it is retrying, or it stalled).
+    // The step runs again now, and under its own key the provider replays the settlement, which it then records.
+    if (result.reason === "payment_settled" && (await this.redriveDue(true)) > 0) this.holdWarm(true);
     return this.providerFailure(result.reason, result.permanent);
   }
 
@@ -662,7 +665,7 @@ export class PaymentObject extends DurableObject<Env> {
   private providerFailure(reason: string, permanent = false): Failure {
     log("warn", permanent ? "the provider refused to cancel" : "the provider is unavailable", { paymentId: this.paymentId(), reason });
     return permanent
-      ? failure("payment_not_cancellable", "the payment provider refused to cancel the payment")
+      ? failure("payment_not_cancellable", reason === "payment_settled" ? "the payment is settled; refund it instead" : "the payment provider refused to cancel the payment")
       : failure("provider_unavailable", "the payment provider is unavailable; retry later", { retryAfterSeconds: 1 });
   }
 

@@ -29,6 +29,18 @@ describe("cancelling a payment", () => {
     expect(atProvider?.status).toBe("cancelled");
   });
 
+  it("that the provider settled, unknown here (its settle step stalled), is refused with 409, and the settlement is then recorded", async () => {
+    await simulator.settings({ failNext: { route: "settle", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 506, currency: "GBP" });
+    const created = await waitForPayment(payment.id, (p) => p.stalled !== null);
+    expect((await simulator.settle(created.paymentReference as string)).status).toBe(200);
+    const refused = await api(`/api/payments/${payment.id}/cancel`, { body: {} });
+    expect(refused).toMatchObject({ status: 409, body: { code: "payment_not_cancellable", detail: "the payment is settled; refund it instead" } });
+    // The stalled settle step ran again: the provider replayed its settlement, and the lifecycle went on.
+    expect(await waitForPayment(payment.id, (p) => p.status === "completed")).toMatchObject({ stalled: null });
+    expect(await types(payment.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled", "PaymentSettled", "PaymentCompleted"]);
+  });
+
   it("tells the merchant the provider is unavailable without the provider's own words, and takes an empty JSON body", async () => {
     await simulator.settings({ failNext: { route: "settle", count: 3, status: 503 } });
     const payment = await createPayment({ amount: 505, currency: "GBP" });

@@ -227,16 +227,13 @@ async function backToBack(stack: Stack, timedCreate: (amount: number) => Promise
   const noopCpu = runtimeCpuMs(stack);
   const noop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/livez`).then((r) => r.text())))[0]);
   const noopRuntimeCpuMs = round((runtimeCpuMs(stack) - noopCpu) / 300, 2);
-  // Evidence: a request that only passes the key check and the rate limit (a route that does not exist: 404 after them).
-  const authorised = { headers: { authorization: `Bearer ${stack.merchantKey}` } };
-  const authNoop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/api/benchmark-no-route`, authorised).then((r) => r.text())))[0]);
   for (let i = 0; i < 20; i++) await timedCreate(1);
   const [create1Ms, [create1Cpu, create1]] = await timed(async () => {
     const cpu = runtimeCpuMs(stack);
     const times = await pool(200, 1, (i) => timedCreate(1 + i / 100));
     return [runtimeCpuMs(stack) - cpu, times] as const;
   });
-  return { noop, authNoop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu };
+  return { noop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu };
 }
 
 await withStack("cosmos", {}, async (stack, client) => {
@@ -247,12 +244,11 @@ await withStack("cosmos", {}, async (stack, client) => {
     ids.push(p.id);
     return ms;
   };
-  const { noop, authNoop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu } = await backToBack(stack, timedCreate);
+  const { noop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu } = await backToBack(stack, timedCreate);
   const create16 = await pool(400, 16, (i) => timedCreate(1 + i / 100));
   Object.assign(distributions, { "no-op": noop, "create, 1 at a time": create1, "create, 16 at a time": create16 });
   Object.assign(figures, {
     noopP50Ms: round(percentile(noop, 50), 2),
-    authNoopP50Ms: round(percentile(authNoop, 50), 2),
     createP50Ms: round(percentile(create1, 50), 2),
     createP95Ms: round(percentile(create1, 95), 2),
     createP99Ms: round(percentile(create1, 99), 2),
@@ -263,10 +259,17 @@ await withStack("cosmos", {}, async (stack, client) => {
     runtimeCpuMsPerPayment: round(create1Cpu / 200, 1),
     runtimeBusyShare: round(create1Cpu / create1Ms, 2),
   });
-  say(`no-op p50 ${figures.noopP50Ms} ms, through the key check and the rate limit ${figures.authNoopP50Ms} ms; create p50/p95/p99 ${figures.createP50Ms}/${figures.createP95Ms}/${figures.createP99Ms} ms (c=1), ${figures.create16P50Ms}/${figures.create16P95Ms}/${figures.create16P99Ms} ms (c=16)`);
+  say(`no-op p50 ${figures.noopP50Ms} ms; create p50/p95/p99 ${figures.createP50Ms}/${figures.createP95Ms}/${figures.createP99Ms} ms (c=1), ${figures.create16P50Ms}/${figures.create16P95Ms}/${figures.create16P99Ms} ms (c=16)`);
   say(`the runtime's CPU: ${figures.noopRuntimeCpuMs} ms per no-op; ${figures.runtimeCpuMsPerPayment} ms per payment (create and lifecycle) over the back-to-back creates, busy ${figures.runtimeBusyShare} of their time`);
   // Let those payments finish, so that the next measurement starts on a quiet system.
   await waitAll(client, ids, (p) => p.status === "completed", 300_000, 500);
+  // Evidence: a request that only passes the key check and the rate limit (a route that does not exist: 404 after
+  // them), measured once the creates are timed: locally each one also writes the rate limiter's counter, and a run of
+  // them before the creates was measured to slow the creates that followed.
+  const authorised = { headers: { authorization: `Bearer ${stack.merchantKey}` } };
+  const authNoop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/api/benchmark-no-route`, authorised).then((r) => r.text())))[0]);
+  figures.authNoopP50Ms = round(percentile(authNoop, 50), 2);
+  say(`a request through the key check and the rate limit only: p50 ${figures.authNoopP50Ms} ms`);
   // Evidence for the create target, not the figure it is judged on: creates sent back to back share the one local
   // workerd thread with the lifecycles of the payments before them (on Cloudflare, other isolates run those).
   // Here each create waits until the payment before it completed, so nothing else runs beside it.

@@ -209,6 +209,21 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
       violations.push(`${id}: not every committed event reached the consumer (${JSON.stringify(r)}, ${docs.length} stored)`);
     if (recorded.cancelled.has(id) && !types.includes("PaymentCancelled")) violations.push(`${id}: cancelled with 200 but not cancelled`);
   }
+  // The provider's final state agrees with each payment's history: what was settled, cancelled or declined there, and
+  // every refund made there recorded here as succeeded (none made twice, none missing), so no money moved unrecorded.
+  const atProvider = new Map(
+    ((await (await json(`${target.providerUrl}/_sim/payments`, "GET")).json()) as { idempotencyKey: string; status: string; refundedAmount: number; refunds: unknown[] }[]).map((p) => [p.idempotencyKey, p]),
+  );
+  for (const [id, docs] of histories) {
+    const types = docs.map((d) => d.eventType);
+    const there = atProvider.get(docs.find((d) => d.eventType === "PaymentInitiated")?.eventId ?? "");
+    const expected = types.includes("PaymentCompleted") ? ["settled"] : types.includes("PaymentCancelled") ? [undefined, "cancelled"] : types.includes("PaymentFailed") ? [undefined, "declined"] : null;
+    if (expected && !expected.includes(there?.status)) violations.push(`${id}: ${types.at(-1)} here, ${there?.status ?? "no payment"} at the provider`);
+    const succeeded = docs.filter((d) => d.eventType === "RefundSucceeded").map((d) => d.eventData.RefundId);
+    const refundedMinor = docs.filter((d) => d.eventType === "RefundRequested" && succeeded.includes(d.eventData.RefundId)).reduce((n, d) => n + Math.round((d.eventData.Amount as number) * 100), 0);
+    if ((there?.refunds.length ?? 0) !== succeeded.length || Math.round((there?.refundedAmount ?? 0) * 100) !== refundedMinor)
+      violations.push(`${id}: ${succeeded.length} refunds (${refundedMinor / 100}) succeeded here, ${there?.refunds.length ?? 0} (${there?.refundedAmount ?? 0}) at the provider`);
+  }
   for (const [rid, r] of recorded.refunds)
     if (!histories.get(r.paymentId)?.some((d) => d.eventType === "RefundRequested" && d.eventData.RefundId === rid && Math.round((d.eventData.Amount as number) * 100) === Math.round(r.amount * 100)))
       violations.push(`${r.paymentId}: refund ${rid} answered 202 but is not in the history`);

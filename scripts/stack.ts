@@ -1,7 +1,7 @@
 // Starts the whole local stack (Cosmos emulator, provisioning, provider simulator, `wrangler dev`) and stops it again.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import { CosmosClient } from "@azure/cosmos";
@@ -81,8 +81,32 @@ export const wranglerDevEnv = {
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /** The development keys, generated once (git-ignored, readable by the owner only) and reused. */
+/**
+ * Writes a file only its owner can read, whole or not at all: a temporary file renamed over it, or linked in where an
+ * existing one must not be replaced (two first starts at once: one wins, the other fails and is run again).
+ */
+function writePrivate(file: string, text: string, { replace }: { replace: boolean }) {
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, text, { mode: 0o600 });
+  try {
+    if (replace) renameSync(temporary, file);
+    else linkSync(temporary, file);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}
+
+function readDevKeys(): Partial<StackKeys> | null {
+  if (!existsSync(devKeysFile)) return null;
+  try {
+    return JSON.parse(readFileSync(devKeysFile, "utf8")) as Partial<StackKeys>;
+  } catch {
+    throw new Error(`${devKeysFile} is not valid JSON: delete it to generate new development keys`);
+  }
+}
+
 export function devKeys(): StackKeys {
-  const kept = existsSync(devKeysFile) ? (JSON.parse(readFileSync(devKeysFile, "utf8")) as Partial<StackKeys>) : null;
+  const kept = readDevKeys();
   if (kept?.ticketSecret) return kept as StackKeys;
   // A file of an earlier release has every key but the live tickets' secret: it gains one, the rest is kept.
   const keys: StackKeys = {
@@ -94,7 +118,7 @@ export function devKeys(): StackKeys {
     ticketSecret: randomBytes(32).toString("hex"),
   };
   mkdirSync(local(), { recursive: true });
-  writeFileSync(devKeysFile, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600, flag: kept ? "w" : "wx" });
+  writePrivate(devKeysFile, `${JSON.stringify(keys, null, 2)}\n`, { replace: kept !== null });
   return keys;
 }
 
@@ -222,7 +246,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         if (/['\r\n]/.test(value)) throw new Error(`Worker var ${name} cannot contain a single quote or a line break`);
         return `${name}='${value}'\n`;
       });
-      writeFileSync(envFile, lines.join(""), { mode: 0o600 });
+      writePrivate(envFile, lines.join(""), { replace: true });
     };
     writeEnv(workerVars);
 

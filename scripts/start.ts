@@ -28,7 +28,9 @@ function shutdown(why: string) {
     },
   );
 }
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => shutdown(signal));
+// SIGHUP: the terminal closed (its window, an SSH session); SIGQUIT: Ctrl-\. Either would end this process without
+// stopping wrangler, which runs in its own process group.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) process.on(signal, () => shutdown(signal));
 // npm runs this under `sh -c`: a SIGTERM sent to npm alone kills that shell and never reaches us. A new parent
 // means the one that started us is gone, so stop as well rather than run on as an orphan.
 const parent = process.ppid;

@@ -1,7 +1,12 @@
 // Configuration: the zod schema of the Worker's vars and secrets; fails fast naming what is missing or wrong.
 import { z } from "zod";
 
-const ms = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+/**
+ * Milliseconds, at least `min`: 0 would make a recovery timer fire on every check (a storm) or a timeout expire at once.
+ * An empty value is refused, not read as 0 (`Number("")` is 0).
+ */
+const ms = (fallback: number, min = 1) =>
+  z.union([z.number(), z.string().trim().min(1, "must not be empty")]).transform(Number).pipe(z.number().int().min(min)).default(fallback);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a lowercase hex SHA-256 digest");
 
 export const configSchema = z.object({
@@ -71,12 +76,12 @@ export const configSchema = z.object({
    * delivery, which keeps it in memory (and billed) instead of hibernating after 10 s idle. 0 turns it off. The trade
    * is in the README ("One writer per payment").
    */
-  WARM_HOLD_MS: ms(60_000),
+  WARM_HOLD_MS: ms(60_000, 0),
   /**
    * Redelivery and the watchdog also wait at least twice the queue's lag last observed by its consumer, while that
    * observation is younger than this (a backlog is not loss: re-sending into it only deepens it).
    */
-  QUEUE_LAG_TTL_MS: ms(60_000),
+  QUEUE_LAG_TTL_MS: ms(60_000, 0),
   /** How long a live WebSocket ticket is valid. */
   LIVE_TICKET_TTL_SECONDS: z.coerce.number().int().positive().default(60),
   /** A live socket's longest life: then it is closed (4001) and its client reconnects with a fresh ticket, so a revoked key stops hearing events. */
@@ -106,11 +111,20 @@ export function loadConfig(env: object): Config {
     throw new Error(`invalid configuration: ${problems}`);
   }
   const config = parsed.data;
+  // A key is one caller's: the same digest for two merchants, or for a merchant and an operator, would let one act as
+  // the other.
+  const owners = new Map<string, string>();
+  for (const [merchant, digests] of Object.entries(config.MERCHANT_KEYS))
+    for (const digest of digests) {
+      if ((owners.get(digest) ?? merchant) !== merchant) throw new Error(`invalid configuration: MERCHANT_KEYS: a key is given to both ${owners.get(digest)} and ${merchant}`);
+      owners.set(digest, merchant);
+    }
+  if (config.ADMIN_KEYS.some((digest) => owners.has(digest))) throw new Error("invalid configuration: ADMIN_KEYS: a key is also a merchant's");
   if (config.ENVIRONMENT === "production") {
     if (Object.keys(config.MERCHANT_KEYS).length === 0)
       throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");
-    if (config.EVENT_STORE === "memory" || config.PROVIDER_URL === "instant:")
-      throw new Error("invalid configuration: EVENT_STORE=memory and PROVIDER_URL=instant: are for benchmarks, never production");
+    if (config.EVENT_STORE === "memory" || config.PROVIDER_URL === "instant:" || config.NOTIFICATION_URL === "instant:")
+      throw new Error("invalid configuration: EVENT_STORE=memory and an instant: PROVIDER_URL or NOTIFICATION_URL are for benchmarks, never production");
     if (config.FAULT_ABORT_RATE > 0 || config.FAULT_REDELIVER_RATE > 0)
       throw new Error("invalid configuration: fault injection (FAULT_*) is for tests, never production");
   }

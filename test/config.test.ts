@@ -24,13 +24,30 @@ describe("configuration", () => {
   });
 
   it("reads keys, currencies and timers", () => {
-    const c = loadConfig({ ...base, MERCHANT_KEYS: JSON.stringify({ acme: [digest] }), ADMIN_KEYS: `${digest}, ${digest}`, CURRENCIES: "GBP, JPY", WATCHDOG_MS: "5000" });
-    expect(c).toMatchObject({ MERCHANT_KEYS: { acme: [digest] }, ADMIN_KEYS: [digest, digest], CURRENCIES: ["GBP", "JPY"], WATCHDOG_MS: 5000, ENVIRONMENT: "production" });
+    const admin = "b".repeat(64);
+    const c = loadConfig({ ...base, MERCHANT_KEYS: JSON.stringify({ acme: [digest] }), ADMIN_KEYS: `${admin}, ${admin}`, CURRENCIES: "GBP, JPY", WATCHDOG_MS: "5000" });
+    expect(c).toMatchObject({ MERCHANT_KEYS: { acme: [digest] }, ADMIN_KEYS: [admin, admin], CURRENCIES: ["GBP", "JPY"], WATCHDOG_MS: 5000, ENVIRONMENT: "production" });
+  });
+
+  it("refuses a recovery timer or timeout of 0, or an empty one (which would read as 0); a warm hold of 0 turns it off", () => {
+    const dev = { ...base, ENVIRONMENT: "development" };
+    for (const name of ["WATCHDOG_MS", "REDELIVER_AFTER_MS", "RELAY_CHECK_MS", "RELAY_SETTLE_MS", "PROVIDER_TIMEOUT_MS", "COSMOS_REQUEST_TIMEOUT_MS"]) {
+      expect(() => loadConfig({ ...dev, [name]: "0" })).toThrow(new RegExp(name));
+      expect(() => loadConfig({ ...dev, [name]: "" })).toThrow(new RegExp(`${name}: must not be empty`));
+    }
+    expect(loadConfig({ ...dev, WARM_HOLD_MS: "0", WATCHDOG_MS: " 250 " })).toMatchObject({ WARM_HOLD_MS: 0, WATCHDOG_MS: 250 });
+  });
+
+  it("refuses a key given to two merchants, or to a merchant and an operator", () => {
+    const dev = { ...base, ENVIRONMENT: "development" };
+    expect(() => loadConfig({ ...dev, MERCHANT_KEYS: JSON.stringify({ acme: [digest], globex: [digest] }) })).toThrow(/given to both acme and globex/);
+    expect(() => loadConfig({ ...dev, MERCHANT_KEYS: JSON.stringify({ acme: [digest] }), ADMIN_KEYS: digest })).toThrow(/ADMIN_KEYS: a key is also a merchant's/);
   });
 
   it("refuses the benchmark's in-memory store and instant provider in production", () => {
     const keys = { MERCHANT_KEYS: JSON.stringify({ acme: [digest] }) };
     expect(() => loadConfig({ ...base, ...keys, EVENT_STORE: "memory" })).toThrow(/never production/);
     expect(() => loadConfig({ ...base, ...keys, PROVIDER_URL: "instant:" })).toThrow(/never production/);
+    expect(() => loadConfig({ ...base, ...keys, NOTIFICATION_URL: "instant:" })).toThrow(/never production/);
   });
 });

@@ -52,6 +52,8 @@ export type Stack = {
   merchantId: string;
   /** wrangler dev's process (and process group); a new one after restartWorker. */
   readonly wranglerPid: number;
+  /** How wrangler dev ended ("exited (code 1)", ...), or undefined while it runs. */
+  workerExited(): string | undefined;
   /** wrangler's output. */
   logFile: string;
   /** wrangler dev's inspector (DevTools protocol) port. */
@@ -334,6 +336,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       get wranglerPid() {
         return dev.pid;
       },
+      workerExited: () => dev.exited(),
       logFile,
       inspectorPort: opts.inspectorPort ?? 9229,
       stop: () => (stopping ??= stopAll()),

@@ -13,7 +13,7 @@ function port(name: string, fallback: number): number {
 
 let stack: Stack | undefined;
 let stopping = false;
-function shutdown(why: string) {
+function shutdown(why: string, code = 0) {
   if (stopping) return;
   stopping = true;
   // Interrupted while starting: exiting runs startStack's exit hook, which kills wrangler's process group;
@@ -21,7 +21,7 @@ function shutdown(why: string) {
   if (!stack) process.exit(1);
   console.log(`\n${why}: stopping`);
   stack.stop().then(
-    () => process.exit(0),
+    () => process.exit(code),
     (e: unknown) => {
       console.error(`npm start: error while stopping: ${(e as Error).message}`);
       process.exit(1);
@@ -64,3 +64,8 @@ Create a payment:
 Watch one go through its lifecycle: npm run demo
 Ctrl-C stops everything.
 `);
+// wrangler dev ending on its own (a crash, killed) leaves nothing to serve: stop the rest and say so.
+setInterval(() => {
+  const exited = stack?.workerExited();
+  if (exited) shutdown(`wrangler dev ${exited} (its output: ${stack?.logFile})`, 1);
+}, 500).unref();

@@ -9,7 +9,7 @@ import { startStack, type Stack } from "../../scripts/stack.ts";
 import { e2eContainer, e2eDatabase, e2eKeys, e2eVars } from "./constants.ts";
 
 /** The running stack as the test files see it: addresses and keys (stop() and restartWorker() stay here, in the process that started it). */
-export type E2eStack = Omit<Stack, "stop" | "restartWorker">;
+export type E2eStack = Omit<Stack, "stop" | "restartWorker" | "workerExited">;
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -61,7 +61,7 @@ export default async function setup(project: TestProject) {
     quiet: true,
     logFile: ".local/logs/e2e.log",
   });
-  const { stop, restartWorker: _, ...rest } = stack;
+  const { stop, restartWorker: _, workerExited: __, ...rest } = stack;
   const provided: E2eStack = { ...rest, wranglerPid: stack.wranglerPid };
   try {
     project.provide("e2eStack", provided);

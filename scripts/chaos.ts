@@ -184,6 +184,11 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
     if (call.route === "refund" && call.outcome === "ok") providerRefunds.set(call.idempotencyKey, (providerRefunds.get(call.idempotencyKey) ?? 0) + 1);
   }
 
+  // The provider's final state, to agree with each payment's history (below).
+  const atProvider = new Map(
+    ((await (await json(`${target.providerUrl}/_sim/payments`, "GET")).json()) as { idempotencyKey: string; status: string; refundedAmount: number; refunds: unknown[] }[]).map((p) => [p.idempotencyKey, p]),
+  );
+
   for (const [id, docs] of histories) {
     const types = docs.map((d) => d.eventType);
     if (docs.some((d, i) => d.stream.version !== i + 1)) violations.push(`${id}: versions not contiguous from 1`);
@@ -208,15 +213,9 @@ export async function runChaos(target: ChaosTarget, opts: { seed: number; paymen
     if (!r || r.version !== docs.length || r.relayedVersion !== docs.length || r.undelivered.length > 0)
       violations.push(`${id}: not every committed event reached the consumer (${JSON.stringify(r)}, ${docs.length} stored)`);
     if (recorded.cancelled.has(id) && !types.includes("PaymentCancelled")) violations.push(`${id}: cancelled with 200 but not cancelled`);
-  }
-  // The provider's final state agrees with each payment's history: what was settled, cancelled or declined there, and
-  // every refund made there recorded here as succeeded (none made twice, none missing), so no money moved unrecorded.
-  const atProvider = new Map(
-    ((await (await json(`${target.providerUrl}/_sim/payments`, "GET")).json()) as { idempotencyKey: string; status: string; refundedAmount: number; refunds: unknown[] }[]).map((p) => [p.idempotencyKey, p]),
-  );
-  for (const [id, docs] of histories) {
-    const types = docs.map((d) => d.eventType);
-    const there = atProvider.get(docs.find((d) => d.eventType === "PaymentInitiated")?.eventId ?? "");
+    // What was settled, cancelled or declined at the provider, and every refund made there recorded here as succeeded
+    // (none made twice, none missing): no money moved unrecorded.
+    const there = atProvider.get(initiated?.eventId ?? "");
     const expected = types.includes("PaymentCompleted") ? ["settled"] : types.includes("PaymentCancelled") ? [undefined, "cancelled"] : types.includes("PaymentFailed") ? [undefined, "declined"] : null;
     if (expected && !expected.includes(there?.status)) violations.push(`${id}: ${types.at(-1)} here, ${there?.status ?? "no payment"} at the provider`);
     const succeeded = docs.filter((d) => d.eventType === "RefundSucceeded").map((d) => d.eventData.RefundId);

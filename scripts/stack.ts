@@ -82,7 +82,6 @@ export const wranglerDevEnv = {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
-/** The development keys, generated once (git-ignored, readable by the owner only) and reused. */
 /**
  * Writes a file only its owner can read, whole or not at all: a temporary file renamed over it, or linked in where an
  * existing one must not be replaced (two first starts at once: one wins, the other fails and is run again).
@@ -107,6 +106,7 @@ function readDevKeys(): Partial<StackKeys> | null {
   }
 }
 
+/** The development keys, generated once (git-ignored, readable by the owner only) and reused. */
 export function devKeys(): StackKeys {
   const kept = readDevKeys();
   if (kept?.ticketSecret) return kept as StackKeys;

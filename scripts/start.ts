@@ -32,9 +32,14 @@ function shutdown(why: string, code = 0) {
 // stopping wrangler, which runs in its own process group.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const) process.on(signal, () => shutdown(signal));
 // npm runs this under `sh -c`: a SIGTERM sent to npm alone kills that shell and never reaches us. A new parent
-// means the one that started us is gone, so stop as well rather than run on as an orphan.
+// means the one that started us is gone, so stop as well rather than run on as an orphan. And wrangler dev ending on
+// its own (a crash, killed) leaves nothing to serve: stop the rest and say so.
 const parent = process.ppid;
-setInterval(() => process.ppid !== parent && shutdown("parent process exited"), Number(process.env.PARENT_CHECK_MS ?? 500)).unref();
+setInterval(() => {
+  const exited = stack?.workerExited();
+  if (process.ppid !== parent) shutdown("parent process exited");
+  else if (exited) shutdown(`wrangler dev ${exited} (its output: ${stack?.logFile})`, 1);
+}, Number(process.env.PARENT_CHECK_MS ?? 500)).unref();
 
 try {
   stack = await startStack({
@@ -64,8 +69,3 @@ Create a payment:
 Watch one go through its lifecycle: npm run demo
 Ctrl-C stops everything.
 `);
-// wrangler dev ending on its own (a crash, killed) leaves nothing to serve: stop the rest and say so.
-setInterval(() => {
-  const exited = stack?.workerExited();
-  if (exited) shutdown(`wrangler dev ${exited} (its output: ${stack?.logFile})`, 1);
-}, 500).unref();

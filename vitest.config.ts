@@ -19,7 +19,11 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               // Requests from tests are many and quick: the per-merchant limit is raised as for load runs.
-              ratelimits: { MERCHANT_RATE_LIMIT: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } } },
+              // SPENT_RATE_LIMIT: the same binding with a limit of one, which tests spend to see the refusal (test/http/live.test.ts).
+              ratelimits: {
+                MERCHANT_RATE_LIMIT: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } },
+                SPENT_RATE_LIMIT: { namespace_id: "1002", simple: { limit: 1, period: 60 } },
+              },
               bindings: {
                 TEST_MIGRATIONS: await readD1Migrations("./migrations"),
                 ENVIRONMENT: "test",

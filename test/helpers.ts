@@ -169,6 +169,7 @@ export const emulator = {
       if (now === before) return;
       before = now;
     }
+    throw new Error("the emulator kept receiving requests for 5 s: earlier tests' work is not done");
   },
   fault: (rule: Json) => fetch(`${cosmos()}/_emulator/faults`, { method: "POST", body: JSON.stringify(rule) }),
   clearFaults: () => fetch(`${cosmos()}/_emulator/faults`, { method: "DELETE" }),

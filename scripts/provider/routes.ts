@@ -226,6 +226,7 @@ export const routes: RouteEntry[] = [
       return ok(200, { cleared });
     },
   },
+  { method: "GET", path: "/_sim/under-way", handle: (_request, state) => ok(200, [...state.underWay]) },
   { method: "GET", path: "/_sim/payments", handle: (_request, state) => ok(200, [...state.payments.values()].map(paymentView)) },
   { method: "GET", path: "/_sim/settings", handle: (_request, state) => ok(200, state.settings) },
   {

@@ -33,7 +33,6 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
   const state = createState(webhookSecret);
   // aborts pending latency delays on close(); held (timeout) requests end when close() destroys their sockets
   const closing = new AbortController();
-  const underWay = new Set<string>();
 
   const logCall = (call: Call) => {
     if (log) process.stderr.write(`#${call.seq} ${call.method} ${call.path} -> ${call.status ?? "held"} ${call.outcome}\n`);
@@ -69,17 +68,17 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
     // The same key again while its first request is still under way (here: its latency) is refused as Stripe does,
     // 409 idempotency_key_in_use: the client should retry later, when the first has an answer to replay.
     const keyed = request.idempotencyKey === null ? null : `${method} ${path} ${request.idempotencyKey}`;
-    if (keyed !== null && underWay.has(keyed)) {
+    if (keyed !== null && state.underWay.has(keyed)) {
       const result = reject(409, "idempotency_key_in_use", "a request with this Idempotency-Key is still in progress");
       logCall(recordCall(state, call, result));
       return send(response, result);
     }
     if (state.settings.latencyMs > 0) {
-      if (keyed !== null) underWay.add(keyed);
+      if (keyed !== null) state.underWay.add(keyed);
       try {
         await delay(state.settings.latencyMs, undefined, { signal: closing.signal });
       } finally {
-        if (keyed !== null) underWay.delete(keyed);
+        if (keyed !== null) state.underWay.delete(keyed);
       }
     }
     const fault = pickFault(state, route);

@@ -46,6 +46,8 @@ export type State = {
   idempotency: Map<string, { fingerprint: string; result: Result }>;
   calls: Call[];
   nextSeq: number;
+  // "<method> <path> <Idempotency-Key>" of keyed requests still waiting out their latency (a repeat meanwhile is a 409)
+  underWay: Set<string>;
 };
 
 export function createState(webhookSecret: string | undefined): State {
@@ -58,6 +60,7 @@ export function createState(webhookSecret: string | undefined): State {
     idempotency: new Map(),
     calls: [],
     nextSeq: 1,
+    underWay: new Set(),
   };
 }
 

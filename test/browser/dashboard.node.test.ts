@@ -77,7 +77,8 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await browser?.close();
+  // The stack is stopped even if the browser fails to close.
+  await browser?.close().catch((e: unknown) => console.error("closing Chromium failed:", e));
   if (stack) {
     await stack.stop();
     const left = await leftovers(stack);

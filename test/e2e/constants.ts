@@ -26,4 +26,10 @@ export const e2eVars = {
   RETRY_BASE_SECONDS: "0",
   RELAY_CHECK_MS: "500",
   WATCHDOG_MS: "5000",
+  // Recovery within a test's time: a lost message is sent again, an append of unknown outcome settles, a stuck call
+  // gives up, in seconds (the same as the fault suite's).
+  REDELIVER_AFTER_MS: "3000",
+  RELAY_SETTLE_MS: "5000",
+  PROVIDER_TIMEOUT_MS: "3000",
+  COSMOS_REQUEST_TIMEOUT_MS: "3000",
 };

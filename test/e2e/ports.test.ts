@@ -1,7 +1,7 @@
 // A port already in use stops the stack before anything starts, with one line naming the port.
 import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { root, startStack } from "../../scripts/stack.ts";
 import { e2eKeys } from "./constants.ts";
 
@@ -22,7 +22,10 @@ describe("when a port of the stack is already in use", () => {
     ["providerPort", "provider simulator"],
   ] as const)("startStack with that %s rejects naming it", async (option, what) => {
     const ports = { apiPort: 0, cosmosPort: 0, providerPort: 0, [option]: port };
-    await expect(startStack({ ...ports, keys: e2eKeys, quiet: true })).rejects.toThrow(new Error(`port ${port} (${what}) is already in use`));
+    // Should it start after all (the check broken), it is stopped before the test fails, so nothing is left running.
+    const started = startStack({ ...ports, keys: e2eKeys, quiet: true });
+    onTestFinished(() => started.then((stack) => stack.stop(), () => undefined));
+    await expect(started).rejects.toThrow(new Error(`port ${port} (${what}) is already in use`));
   });
 
   it("npm start prints one line naming it and exits 1", async () => {

@@ -80,6 +80,7 @@ describe("cancelling a payment", () => {
       if (res.status === 409) {
         // Too late: the merchant was told so, and the payment went on to settle.
         expect(res.body.code).toBe("payment_not_cancellable");
+        await waitForPayment(payment.id, (p) => p.status === "completed");
         outcomes.add("too late");
         continue;
       }
@@ -91,7 +92,9 @@ describe("cancelling a payment", () => {
       const settles = (await simulator.calls()).filter((c: Json) => c.route === "settle" && c.status === 200 && c.paymentId === res.body.paymentReference);
       expect(settles).toEqual([]);
     }
-    expect(outcomes.size).toBeGreaterThan(0);
+    // The race was run: at least one cancel reached the payment before its settlement (a cancel follows its create
+    // within milliseconds, while the settlement needs two steps through the queue).
+    expect([...outcomes].filter((o) => o !== "too late")).not.toEqual([]);
   });
 
   it("after a create attempt that timed out finds the provider's payment by its key and cancels it too", async () => {

@@ -5,6 +5,13 @@ import { signTicket } from "../../src/http/tickets.ts";
 import { api, createPayment, waitForPayment, type Json } from "../helpers.ts";
 import { keys, ticketSecret, webhookSecret } from "../setup/constants.ts";
 
+/** The real rate-limit binding with a limit of one (see vitest.config.ts), spent for `key`: its next call is refused. */
+async function spentFor(key: string): Promise<RateLimit> {
+  const spent = (env as unknown as { SPENT_RATE_LIMIT: RateLimit }).SPENT_RATE_LIMIT;
+  for (let calls = 0; (await spent.limit({ key })).success; calls++) expect(calls).toBeLessThan(2);
+  return spent;
+}
+
 async function connect(id: string, ticket: string) {
   const res = await exports.default.fetch(`http://pay.test/api/payments/${id}/live?ticket=${encodeURIComponent(ticket)}`, { headers: { upgrade: "websocket" } });
   return res;
@@ -72,7 +79,7 @@ describe("a live socket", () => {
     const payment = { id: crypto.randomUUID() }; // refused before the payment is looked up
     const ticket = await signTicket(ticketSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
     const { app } = await import("../../src/http/app.ts");
-    const limited = { ...env, MERCHANT_RATE_LIMIT: { limit: async ({ key }: { key: string }) => ({ success: key !== "merchant-a" }) } };
+    const limited = { ...env, MERCHANT_RATE_LIMIT: await spentFor("merchant-a") };
     const res = await app.fetch(new Request(`http://pay.test/api/payments/${payment.id}/live?ticket=${encodeURIComponent(ticket)}`, { headers: { upgrade: "websocket" } }), limited);
     expect(res.status).toBe(429);
     expect(await res.json()).toMatchObject({ code: "rate_limited" });
@@ -100,7 +107,7 @@ describe("rate limits", () => {
   it("answer 429 with Retry-After once the merchant's limit is spent", async () => {
     const { app } = await import("../../src/http/app.ts");
     const { env } = await import("cloudflare:workers");
-    const limited = { ...env, MERCHANT_RATE_LIMIT: { limit: async () => ({ success: false }) } };
+    const limited = { ...env, MERCHANT_RATE_LIMIT: await spentFor("merchant-a") };
     const res = await app.fetch(new Request(`http://pay.test/api/payments/${crypto.randomUUID()}`, { headers: { authorization: `Bearer ${keys.merchantA}` } }), limited);
     expect(res.status).toBe(429);
     expect(res.headers.get("retry-after")).toBe(env.RATE_LIMIT_PERIOD_SECONDS);

@@ -1,6 +1,6 @@
 // The provider client against the real simulator: which refusals are final and which are worth retrying.
 import { createServer, type ServerResponse } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { provider, type ProviderSettings } from "../../src/provider/client.ts";
 import { useSimulator } from "./simulator.ts";
 
@@ -19,8 +19,8 @@ describe("the provider client", () => {
     await sim.post("/_sim/settings", { latencyMs: 300 });
     const key = crypto.randomUUID();
     const first = provider.create(settings(), key, 12.34, "GBP");
-    // Sent while the first waits out its latency: the simulator is still processing that key.
-    await new Promise((r) => setTimeout(r, 50));
+    // Sent once the simulator shows the first waiting out its latency: it is still processing that key.
+    await vi.waitFor(async () => expect((await sim.get("/_sim/under-way")).body).toEqual([`POST /psp/api/payments/create ${key}`]), { timeout: 5_000, interval: 5 });
     const meanwhile = await provider.create(settings(), key, 12.34, "GBP");
     expect(meanwhile).toEqual({ ok: false, permanent: false, reason: "idempotency_key_in_use" });
     const created = await first;

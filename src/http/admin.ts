@@ -7,7 +7,7 @@ import { thrownProblem } from "./problems.ts";
 import { answer } from "./reply.ts";
 import { rebuildContinuation, rebuildPage, stalledIds } from "../readModel/payments.ts";
 import { services } from "../wiring.ts";
-import { paymentIdParam } from "./schemas.ts";
+import { paymentIdParam, problemResponses } from "./schemas.ts";
 
 export const admin = new OpenAPIHono<AppEnv>();
 
@@ -21,7 +21,7 @@ route(
     request: { params: paymentIdParam },
     responses: {
       202: { description: "Steps re-driven", content: { "application/json": { schema: z.object({ redriven: z.number() }) } } },
-      404: { description: "application/problem+json, see Problem" },
+      ...problemResponses(400, 401, 404, 413, 415, 503),
     },
   }),
   async (c) => {
@@ -53,6 +53,7 @@ route(
         description: "One page re-driven; call again with `after: next` until `next` is null. A payment that failed to re-drive carries its error code and stays stalled.",
         content: { "application/json": { schema: redriveStalledReply } },
       },
+      ...problemResponses(400, 401, 413, 415, 503),
     },
   }),
   async (c) => {
@@ -89,6 +90,7 @@ route(
         description: "One page rebuilt; call again with the continuation until it is null",
         content: { "application/json": { schema: z.object({ payments: z.number(), continuation: z.string().nullable() }) } },
       },
+      ...problemResponses(400, 401, 413, 415, 503),
     },
   }),
   async (c) => {
@@ -111,7 +113,7 @@ route(
         description: "Relay status",
         content: { "application/json": { schema: z.object({ version: z.number(), relayedVersion: z.number(), undelivered: z.array(z.number()) }) } },
       },
-      404: { description: "application/problem+json, see Problem" },
+      ...problemResponses(400, 401, 404, 503),
     },
   }),
   async (c) => {

@@ -6,6 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Config } from "../config.ts";
 import type { Caller } from "../durable/paymentObject.ts";
 import { log } from "../core/log.ts";
+import { parsedExactly } from "../payment/money.ts";
 import { services } from "../wiring.ts";
 import { admin } from "./admin.ts";
 import { bearer, isAdmin, merchantOf } from "./auth.ts";
@@ -78,16 +79,30 @@ const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /**
- * The JSON body, read once for the validators. An empty one is no body (`{}`): many clients send the content type on
+ * The JSON body, parsed once for the validators. An empty one is no body (`{}`): many clients send the content type on
  * every request. A "__proto__" key, which JSON.parse keeps as an own property and zod then drops without a word, is
- * refused.
+ * refused; so is a number with more digits than it can carry (it would be taken rounded). One that is not JSON is left
+ * to the validators, which answer `malformed_json`.
  */
 const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method === "POST" && c.req.header("content-type") !== undefined) {
+    const text = (await c.req.text()).trim() === "" ? "{}" : await c.req.text();
+    const inexact: string[] = [];
+    let body: unknown;
+    try {
+      // The reviver sees each number's literal (ES2025's JSON.parse source text access).
+      body = JSON.parse(text, (key, value: unknown, context?: { source?: string }) => {
+        if (typeof value === "number" && context?.source !== undefined && !parsedExactly(context.source, value)) inexact.push(key);
+        return value;
+      });
+    } catch {
+      body = undefined; // not JSON: the validators answer malformed_json
+    }
     // The validators read the body through Hono's cache (of promises, though typed as values).
-    if ((await c.req.text()).trim() === "") Object.assign(c.req.bodyCache, { text: Promise.resolve("{}") });
-    const body = await c.req.json().catch(() => undefined);
+    Object.assign(c.req.bodyCache, { text: Promise.resolve(text) });
     if (hasProtoKey(body)) return problem(c, "validation_failed", { errors: { ["__proto__"]: ["this key is not allowed"] } });
+    if (inexact.length > 0)
+      return problem(c, "validation_failed", { errors: Object.fromEntries(inexact.map((key) => [key, [`${key} has more digits than a number carries exactly`]])) });
   }
   await next();
 };

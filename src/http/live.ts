@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app.ts";
 import { problem, rateLimited } from "./problems.ts";
 import { route } from "./payments.ts";
-import { paymentIdParam } from "./schemas.ts";
+import { paymentIdParam, problemResponses } from "./schemas.ts";
 import { signTicket, verifyTicket } from "./tickets.ts";
 
 export const live = new OpenAPIHono<AppEnv>();
@@ -24,7 +24,8 @@ route(
     request: { params: paymentIdParam },
     responses: {
       201: { description: "The ticket", content: { "application/json": { schema: z.object({ ticket: z.string(), expiresAt: z.string() }) } } },
-      404: { description: "application/problem+json, see Problem" },
+      // 503: live updates are not configured on this deployment (no LIVE_TICKET_SECRET).
+      ...problemResponses(400, 401, 404, 429, 503),
     },
   }),
   async (c) => {

@@ -19,6 +19,7 @@ import {
   paymentIdParam,
   paymentQuery,
   paymentSchema,
+  problemResponses,
   refundBody,
   refundSchema,
 } from "./schemas.ts";
@@ -26,9 +27,11 @@ import { problem } from "./problems.ts";
 import { list } from "../readModel/payments.ts";
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { "application/json": { schema } } });
-// Problems are documented without a body schema on each route (the Problem component describes them), which also
-// lets handlers answer them as plain Responses.
-const problems = (...statuses: number[]) => Object.fromEntries(statuses.map((s) => [s, { description: "application/problem+json, see Problem" }]));
+/** A merchant's route can always answer: a missing or wrong key, its rate limit spent, a passing outage. */
+const problems = (...statuses: number[]) => problemResponses(401, 429, 503, ...statuses);
+/** A command's body can also be too large or not JSON; a keyed command can reuse its key with another request. */
+const commandProblems = (...statuses: number[]) => problems(400, 413, 415, 422, ...statuses);
+const replayed = { "Idempotent-Replayed": { description: "true when this is the stored answer to an earlier request with the same Idempotency-Key", schema: { type: "string" as const } } };
 const security = [{ bearer: [] }];
 
 /** Checks what the schema cannot know: the configured currencies, the currency's decimals, the maximum. */
@@ -48,7 +51,14 @@ const createRouteConfig = (path: string, body: z.ZodType, status: 200 | 201, res
     summary,
     security,
     request: { body: { ...json(body), required: true }, headers: idempotencyKeyHeader },
-    responses: { [status]: { description: "The payment", ...json(response) }, ...problems(400, 401, 409, 413, 415, 422, 503) },
+    responses: {
+      [status]: {
+        description: "The payment",
+        ...json(response),
+        headers: { ...replayed, ...(status === 201 ? { Location: { description: "The payment's URL", schema: { type: "string" as const } } } : {}) },
+      },
+      ...commandProblems(409),
+    },
   });
 
 export const payments = new OpenAPIHono<AppEnv>();
@@ -101,7 +111,7 @@ route(
     summary: "Read a payment, now or as it was at a version or a time",
     security,
     request: { params: paymentIdParam, query: paymentQuery },
-    responses: { 200: { description: "The payment", ...json(paymentSchema) }, ...problems(400, 401, 404, 503) },
+    responses: { 200: { description: "The payment", ...json(paymentSchema) }, ...problems(400, 404) },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -121,7 +131,7 @@ route(
     request: { params: paymentIdParam, query: historyQuery },
     responses: {
       200: { description: "Events", ...json(z.object({ events: z.array(eventDocumentSchema), nextFromVersion: z.number().nullable() })) },
-      ...problems(400, 401, 404, 503),
+      ...problems(400, 404),
     },
   }),
   async (c) => {
@@ -139,7 +149,7 @@ route(
     summary: "Cancel a payment that is not settled yet",
     security,
     request: { params: paymentIdParam, body: { ...json(cancelBody), required: false }, headers: idempotencyKeyHeader },
-    responses: { 200: { description: "The cancelled payment", ...json(paymentSchema) }, ...problems(400, 401, 404, 409, 415, 422, 503) },
+    responses: { 200: { description: "The cancelled payment", ...json(paymentSchema), headers: replayed }, ...commandProblems(404, 409) },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -157,7 +167,7 @@ route(
     summary: "Refund part or all of a settled payment",
     security,
     request: { params: paymentIdParam, body: { ...json(refundBody), required: true }, headers: idempotencyKeyHeader },
-    responses: { 202: { description: "The refund, pending at the provider", ...json(refundSchema) }, ...problems(400, 401, 404, 409, 413, 415, 422, 503) },
+    responses: { 202: { description: "The refund, pending at the provider", ...json(refundSchema), headers: replayed }, ...commandProblems(404, 409) },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -177,7 +187,7 @@ route(
     summary: "The payment's refunds",
     security,
     request: { params: paymentIdParam },
-    responses: { 200: { description: "Refunds", ...json(z.object({ refunds: z.array(refundSchema) })) }, ...problems(401, 404, 503) },
+    responses: { 200: { description: "Refunds", ...json(z.object({ refunds: z.array(refundSchema) })) }, ...problems(400, 404) },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -195,7 +205,7 @@ route(
     request: { query: listQuery },
     responses: {
       200: { description: "A page", ...json(z.object({ object: z.literal("list"), data: z.array(paymentSummarySchema), nextCursor: z.string().nullable() })) },
-      ...problems(400, 401, 503),
+      ...problems(400),
     },
   }),
   async (c) => {

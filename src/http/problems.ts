@@ -46,6 +46,9 @@ const table: Record<ProblemCode, { status: number; title: string }> = {
 
 export const statusOf = (code: ProblemCode) => table[code].status;
 
+/** The codes that answer with `status`, for the OpenAPI document. */
+export const codesOf = (status: number) => (Object.keys(table) as ProblemCode[]).filter((code) => table[code].status === status);
+
 /**
  * What an error thrown from a payment's object means to a client. The event store failing (the error crossed RPC,
  * which keeps its name and message but not its class) is retryable with the same key; so are the platform's own

@@ -4,8 +4,11 @@ import { steps } from "../payment/events.ts";
 import { decodeCursor } from "../readModel/payments.ts";
 import type { PaymentResource, RefundResource } from "../payment/resource.ts";
 import type { Status } from "../payment/state.ts";
+import { codesOf } from "./problems.ts";
 
 const noControlCharacters = /^[^\u0000-\u001f\u007f]*$/;
+/** No unpaired surrogate ("\ud800" in JSON): such text is not Unicode, and strict JSON readers refuse it in our answers. */
+const wellFormed = /^\P{Cs}*$/u;
 const statuses = ["initiated", "created", "settled", "completed", "failed", "cancelled"] as const satisfies readonly Status[];
 
 export const amountSchema = z
@@ -17,7 +20,11 @@ export const amountSchema = z
 export const metadataSchema = z
   .record(
     z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/, { error: "metadata keys are 1-40 characters of A-Z a-z 0-9 _ . : -" }),
-    z.string().max(500, { error: "metadata values are at most 500 characters" }).regex(noControlCharacters, { error: "metadata values cannot contain control characters" }),
+    z
+      .string()
+      .max(500, { error: "metadata values are at most 500 characters" })
+      .regex(noControlCharacters, { error: "metadata values cannot contain control characters" })
+      .regex(wellFormed, { error: "metadata values must be valid Unicode (no unpaired surrogates)" }),
   )
   .refine((m) => Object.keys(m).length <= 50, { error: "at most 50 metadata keys" })
   .openapi({ example: { orderId: "A-1042" } });
@@ -33,7 +40,14 @@ export const createPaymentBody = z
 export const legacyCreateBody = createPaymentBody.omit({ metadata: true }).openapi("RegisPayCreatePayment");
 
 export const cancelBody = z
-  .strictObject({ reason: z.string().max(500).regex(noControlCharacters, { error: "reason cannot contain control characters" }).optional() })
+  .strictObject({
+    reason: z
+      .string()
+      .max(500)
+      .regex(noControlCharacters, { error: "reason cannot contain control characters" })
+      .regex(wellFormed, { error: "reason must be valid Unicode (no unpaired surrogates)" })
+      .optional(),
+  })
   .openapi("CancelPayment");
 
 export const refundBody = z.strictObject({ amount: amountSchema }).openapi("CreateRefund");
@@ -41,14 +55,23 @@ export const refundBody = z.strictObject({ amount: amountSchema }).openapi("Crea
 // UUIDs are case-insensitive (RFC 9562); payment ids are stored, and objects named, in lower case.
 export const paymentIdParam = z.object({ id: z.uuid().toLowerCase().openapi({ param: { name: "id", in: "path" }, example: "7551548a-b366-4081-9330-ae19bfc5557f" }) });
 
+/** A whole number in a query string, in decimal digits only: "0x2", " 1" or "1e2" are refused, not coerced. */
+const queryInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,15}$/, { error: "must be a whole number in decimal digits" })
+    .transform(Number)
+    .pipe(z.number().min(min).max(max))
+    .openapi({ type: "integer", minimum: min, maximum: max });
+
 export const paymentQuery = z.strictObject({
-  atVersion: z.coerce.number().int().positive().optional().openapi({ description: "The state as it was after this version" }),
+  atVersion: queryInt(1, Number.MAX_SAFE_INTEGER).optional().openapi({ description: "The state as it was after this version" }),
   asOf: z.iso.datetime({ offset: true }).optional().openapi({ description: "The state as it was at this time (ISO 8601)" }),
 });
 
 export const historyQuery = z.strictObject({
-  fromVersion: z.coerce.number().int().positive().default(1),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  fromVersion: queryInt(1, Number.MAX_SAFE_INTEGER).default(1),
+  limit: queryInt(1, 1000).default(100),
 });
 
 export const idempotencyKeyHeader = z.object({
@@ -126,12 +149,28 @@ export const problemSchema = z
   })
   .openapi("Problem");
 
+const retryAfter = { "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer" as const } } };
+
+/**
+ * A route's problem+json answers for the OpenAPI document, by status: the codes each carries (see problems.ts) and
+ * Retry-After where it is sent (a 429, and a 503 the client may retry).
+ */
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    [...new Set(statuses)]
+      .sort((a, b) => a - b)
+      .map((status) => [
+        status,
+        { description: codesOf(status).join(", "), content: { "application/problem+json": { schema: problemSchema } }, ...(status === 429 || status === 503 ? { headers: retryAfter } : {}) },
+      ]),
+  );
+
 export const listQuery = z.strictObject({
   status: z.enum(statuses).optional(),
   currency: z.string().regex(/^[A-Z]{3}$/, { error: "currency is an ISO 4217 code" }).optional(),
   createdFrom: z.iso.datetime({ offset: true }).optional().openapi({ description: "Initiated at or after (ISO 8601)" }),
   createdTo: z.iso.datetime({ offset: true }).optional().openapi({ description: "Initiated before (ISO 8601)" }),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryInt(1, 100).default(20),
   cursor: z.string().max(256).refine((c) => decodeCursor(c) !== null, { error: "not a cursor from this API" }).optional(),
 });
 

@@ -26,6 +26,13 @@ export function toMinor(amount: number, currency: string): MinorResult {
 }
 
 /**
+ * Whether a JSON number literal is exactly the number it parsed to, as `toMinor` takes it to be: "86.10" and "86.1"
+ * are, but "10.009999999999999999" parses to 10.01 (a double carries about 17 significant digits), so that amount
+ * would be rounded instead of refused.
+ */
+export const parsedExactly = (literal: string, value: number) => Number.isFinite(value) && new Big(literal).eq(value);
+
+/**
  * Minor units of an amount already stored (Regis Pay accepted any number of decimals):
  * rounded half-even to the currency's precision instead of refused.
  */

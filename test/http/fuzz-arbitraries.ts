@@ -4,6 +4,7 @@
 // query or body). The oracle walks the contract in the order the API checks it (media type, body size, key, query,
 // id, Idempotency-Key, body, then the payment itself) and names the answers it allows, so a defect that another one
 // hides is still judged right. UUIDs and ISO 8601 times are recognised with zod, as the API's contract names them.
+import Big from "big.js";
 import fc from "fast-check";
 import { z } from "zod";
 import { keys } from "../setup/constants.ts";
@@ -11,6 +12,15 @@ import { keys } from "../setup/constants.ts";
 const limits = { bodyBytes: 192 * 1024, amount: 1_000_000, metadataKeys: 50, metadataValue: 500, reason: 500 };
 const metadataKeyPattern = /^[A-Za-z0-9_.:-]{1,40}$/;
 const controlChars = /[\u0000-\u001f\u007f]/;
+/** Text with an unpaired surrogate is not Unicode: it cannot be URI-encoded. */
+const unpaired = (s: string) => {
+  try {
+    encodeURIComponent(s);
+    return false;
+  } catch {
+    return true;
+  }
+};
 /** The currencies the tests configure, with their ISO 4217 minor-unit digits. */
 const currencies = { GBP: 2, EUR: 2, USD: 2, JPY: 0, KWD: 3 } as const;
 type Currency = keyof typeof currencies;
@@ -344,11 +354,13 @@ const badId = fc
 
 // ---- queries ----
 
-const positiveInt = (v: string | string[]) => typeof v === "string" && Number.isSafeInteger(Number(v)) && Number(v) > 0;
+/** A whole number written in decimal digits only (up to 15 of them), within [min, max]: nothing else is coerced. */
+const wholeNumber = (min: number, max: number) => (v: string | string[]) => typeof v === "string" && /^[0-9]{1,15}$/.test(v) && Number(v) >= min && Number(v) <= max;
+const positiveInt = wholeNumber(1, Number.MAX_SAFE_INTEGER);
 const datetime = z.iso.datetime({ offset: true });
 const querySchemas: Partial<Record<Route, Record<string, (v: string | string[]) => boolean>>> = {
   get: { atVersion: positiveInt, asOf: (v) => typeof v === "string" && datetime.safeParse(v).success },
-  events: { fromVersion: positiveInt, limit: (v) => typeof v === "string" && Number.isSafeInteger(Number(v)) && Number(v) >= 1 && Number(v) <= 1000 },
+  events: { fromVersion: positiveInt, limit: wholeNumber(1, 1000) },
 };
 
 const numberStrings = fc.oneof(
@@ -411,7 +423,7 @@ function bodySchemaFields(route: Route, v: unknown): string[] {
   if ((route === "create" || route === "legacyCreate") && typeof own(v, "currency") !== "string") bad.push("currency");
   if (route === "cancel" && Object.hasOwn(v, "reason")) {
     const r = v.reason;
-    if (typeof r !== "string" || r.length > limits.reason || controlChars.test(r)) bad.push("reason");
+    if (typeof r !== "string" || r.length > limits.reason || controlChars.test(r) || unpaired(r)) bad.push("reason");
   }
   if (route === "create" && Object.hasOwn(v, "metadata")) {
     const m = v.metadata;
@@ -422,7 +434,8 @@ function bodySchemaFields(route: Route, v: unknown): string[] {
       for (const k of entries) {
         const value = m[k];
         // The error may name the entry or the whole map.
-        if (!metadataKeyPattern.test(k) || typeof value !== "string" || value.length > limits.metadataValue || controlChars.test(value)) bad.push(`metadata.${k}`, "metadata");
+        if (!metadataKeyPattern.test(k) || typeof value !== "string" || value.length > limits.metadataValue || controlChars.test(value) || unpaired(value))
+          bad.push(`metadata.${k}`, "metadata");
       }
     }
   }
@@ -434,6 +447,28 @@ function amountField(amount: number, currency: string): string | null {
   if (!Object.hasOwn(currencies, currency)) return "currency";
   if (decimals(amount) > currencies[currency as Currency] || amount > limits.amount) return "amount";
   return null;
+}
+
+/**
+ * What is refused as soon as a POST's body that names a type is parsed, before its route looks at anything: a
+ * "__proto__" key at any depth, or a number whose literal is not exactly the number it parses to (more digits than a
+ * double carries, or out of its range). Null when nothing is, or the body is not JSON (its route answers that).
+ */
+function refusedOnParse(p: Parts): string[] | null {
+  const text = decoder.decode(p.body?.bytes ?? new Uint8Array());
+  const inexact: string[] = [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text.trim() === "" ? "{}" : text, (key, v: unknown, context?: { source?: string }) => {
+      if (typeof v === "number" && !(Number.isFinite(v) && new Big(context!.source!).eq(v))) inexact.push(key);
+      return v;
+    });
+  } catch {
+    return null;
+  }
+  const protoKey = (v: unknown): boolean => typeof v === "object" && v !== null && ((!Array.isArray(v) && Object.hasOwn(v, "__proto__")) || Object.values(v).some(protoKey));
+  if (protoKey(value)) return ["__proto__"];
+  return inexact.length > 0 ? inexact : null;
 }
 
 /** The JSON body step: media type, parse, then `then` with the value (`{}` when no JSON body is sent). */
@@ -468,6 +503,10 @@ function evaluate(p: Parts, fx: Fixtures): Verdict {
   if (area === "api" && caller !== "A" && caller !== "B") return problem(401, "unauthorized");
   if (area === "admin" && caller !== "admin") return problem(401, "unauthorized");
   if (area === "admin" && size > limits.bodyBytes) return problem(413, "payload_too_large");
+  if (area !== "none" && p.method === "POST" && type !== "absent") {
+    const refused = refusedOnParse(p);
+    if (refused) return problem(400, "validation_failed", refused);
+  }
 
   if (area === "none") return p.path === (p.route === "health" ? "/health" : "/openapi.json") && (p.method === "GET" || p.method === "HEAD") ? success(200) : problem(404, "not_found");
   // Validation runs query, id, headers, body, in that order.

@@ -57,6 +57,23 @@ describe("creating a payment", () => {
     expect(Object.keys(res.body.errors)).toContain(field);
   });
 
+  it.each([
+    ['{"amount":10.009999999999999999,"currency":"GBP"}', "amount"],
+    ['{"amount":999999.9999999999999,"currency":"GBP"}', "amount"],
+    ['{"amount":1e400,"currency":"GBP"}', "amount"],
+    ['{"amount":10,"currency":"GBP","metadata":{"a":"\\ud800"}}', "metadata.a"],
+  ])("refuses %s, which a plain JSON parse would take as another request (rounded, or not Unicode), with an error on %s", async (body, field) => {
+    const res = await api("/api/payments", { body });
+    expect(problemOf(res)).toEqual({ status: 400, type: "application/problem+json", code: "validation_failed" });
+    expect(Object.keys(res.body.errors)).toEqual([field]);
+  });
+
+  it("takes a number written with trailing zeros or an exponent, and text beyond the BMP, as sent", async () => {
+    const res = await api("/api/payments", { body: '{"amount":8.610e1,"currency":"GBP","metadata":{"a":"\\ud83d\\udcb8 💸"}}' });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ amount: 86.1, metadata: { a: "💸 💸" } });
+  });
+
   it("accepts each currency's own precision", async () => {
     for (const [amount, currency] of [[100, "JPY"], [1.234, "KWD"], [0.01, "USD"]] as const)
       expect((await api("/api/payments", { body: { amount, currency } })).body).toMatchObject({ amount, currency });
@@ -176,6 +193,15 @@ describe("reading payments", () => {
     expect((await api(`/api/payments/${payment.id}?atVersion=0`)).status).toBe(400);
     expect((await api(`/api/payments/${payment.id}?asOf=yesterday`)).status).toBe(400);
   });
+
+  it("reads versions and limits written in decimal digits only, not coerced from other forms", async () => {
+    const payment = await createPayment();
+    expect((await api(`/api/payments/${payment.id}?atVersion=1`)).body.version).toBe(1);
+    for (const query of ["atVersion=0x1", "atVersion=%201", "atVersion=1.", "atVersion=1e0", "atVersion=+1"])
+      expect(await api(`/api/payments/${payment.id}?${query}`), query).toMatchObject({ status: 400, body: { errors: { atVersion: ["must be a whole number in decimal digits"] } } });
+    expect((await api(`/api/payments/${payment.id}/events?fromVersion=0x1`)).status).toBe(400);
+    expect((await api(`/api/payments?limit=1.0`)).status).toBe(400);
+  });
 });
 
 describe("request ids", () => {
@@ -208,6 +234,17 @@ describe("health and OpenAPI", () => {
     expect(schema.required.sort()).toEqual(["amount", "currency"]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.properties.amount.exclusiveMinimum).toBe(0);
+    // Problems are problem+json bodies of the Problem schema; every merchant route names its rate limit's 429 and
+    // Retry-After. (That each route documents every status it answers is checked by the fuzzer, test/http/fuzz.test.ts.)
+    const create = doc.body.paths["/api/payments"].post.responses;
+    expect(create["422"]).toEqual({
+      description: "idempotency_key_reused, refund_exceeds_amount",
+      content: { "application/problem+json": { schema: { $ref: "#/components/schemas/Problem" } } },
+    });
+    expect(Object.keys(create["201"].headers).sort()).toEqual(["Idempotent-Replayed", "Location"]);
+    for (const [path, operations] of Object.entries(doc.body.paths as Record<string, Record<string, Json>>))
+      for (const operation of Object.values(operations))
+        if (path.startsWith("/api/")) expect(operation.responses["429"]?.headers, path).toHaveProperty("Retry-After");
   });
 });
 

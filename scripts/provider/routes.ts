@@ -5,7 +5,7 @@ import { fromMinor, isCurrency, toMinor } from "./money.ts";
 import { seededRandom } from "../random.ts";
 import { type DeclinableRoute, mergeSettings, type RecordedRoute } from "./settings.ts";
 import { signatureHeader, verifySignature } from "./signature.ts";
-import { type Payment, paymentView, resetState, type Result, type State } from "./state.ts";
+import { type Payment, paymentView, resetState, type Result, type State, wakeHeld } from "./state.ts";
 
 export type SimRequest = {
   method: string;
@@ -236,6 +236,7 @@ export const routes: RouteEntry[] = [
       const merged = mergeSettings(state.settings, request.body);
       if ("problems" in merged) return reject(400, "invalid_settings", merged.problems.join("; "));
       state.settings = merged.settings;
+      wakeHeld(state);
       // posting a seed (even the same one) restarts the sequence, so a test can replay it
       if (isObject(request.body) && "seed" in request.body) state.random = seededRandom(state.settings.seed);
       return ok(200, state.settings);

@@ -5,7 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { pickFault } from "./faults.ts";
 import { parseJson } from "./json.ts";
 import { matchRoute, reject, type SimRequest } from "./routes.ts";
-import { type Call, createState, recordCall, type Result } from "./state.ts";
+import { type Call, createState, recordCall, type Result, wakeHeld } from "./state.ts";
 
 export type ProviderSimulatorOptions = { port?: number; host?: string; webhookSecret?: string; log?: boolean };
 export type ProviderSimulator = { url: string; port: number; close(): Promise<void> };
@@ -31,7 +31,7 @@ function send(response: ServerResponse, result: Pick<Result, "status" | "body">)
 export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}): Promise<ProviderSimulator> {
   const { port = 0, host = "127.0.0.1", webhookSecret, log = false } = opts;
   const state = createState(webhookSecret);
-  // aborts pending latency delays on close(); held (timeout) requests end when close() destroys their sockets
+  // aborts pending latency delays and wakes held calls on close(); unanswered (timeout) requests end when close() destroys their sockets
   const closing = new AbortController();
 
   const logCall = (call: Call) => {
@@ -73,13 +73,15 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
       logCall(recordCall(state, call, result));
       return send(response, result);
     }
-    if (state.settings.latencyMs > 0) {
+    if (state.settings.latencyMs > 0 || state.settings.hold.includes(route)) {
       if (keyed !== null) state.underWay.add(keyed);
       try {
-        await delay(state.settings.latencyMs, undefined, { signal: closing.signal });
+        while (state.settings.hold.includes(route) && !closing.signal.aborted) await new Promise<void>((wake) => state.held.add(wake));
+        if (state.settings.latencyMs > 0) await delay(state.settings.latencyMs, undefined, { signal: closing.signal });
       } finally {
         if (keyed !== null) state.underWay.delete(keyed);
       }
+      if (closing.signal.aborted) return; // closing: its socket is being destroyed
     }
     const fault = pickFault(state, route);
     if (fault?.kind === "timeout") {
@@ -116,6 +118,7 @@ export async function startProviderSimulator(opts: ProviderSimulatorOptions = {}
     close() {
       closed ??= new Promise<void>((resolve, fail) => {
         closing.abort();
+        wakeHeld(state);
         server.close((error) => (error ? fail(error) : resolve()));
         server.closeAllConnections();
       });

@@ -32,6 +32,8 @@ export type Settings = {
   seed: number;
   // Regis Pay's POST /toggle-errors switch: every recorded route answers 500
   errors: boolean;
+  // calls to these routes wait, unanswered, until a settings change takes their route out (a test's gate)
+  hold: RecordedRoute[];
 };
 
 export function defaultSettings(): Settings {
@@ -44,6 +46,7 @@ export function defaultSettings(): Settings {
     declines: [],
     seed: 1,
     errors: false,
+    hold: [],
   };
 }
 
@@ -73,6 +76,9 @@ function problems(patch: Patch): string[] {
         break;
       case "errors":
         check(typeof value === "boolean", "errors: boolean");
+        break;
+      case "hold":
+        check(Array.isArray(value) && value.every((route) => recordedRoutes.includes(route as RecordedRoute)), `hold: array of ${recordedRoutes.join("|")}`);
         break;
       case "failNext":
         check(

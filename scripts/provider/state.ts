@@ -46,8 +46,10 @@ export type State = {
   idempotency: Map<string, { fingerprint: string; result: Result }>;
   calls: Call[];
   nextSeq: number;
-  // "<method> <path> <Idempotency-Key>" of keyed requests still waiting out their latency (a repeat meanwhile is a 409)
+  // "<method> <path> <Idempotency-Key>" of keyed requests still held or waiting out their latency (a repeat meanwhile is a 409)
   underWay: Set<string>;
+  // held calls (settings.hold), woken to look again whenever the settings change
+  held: Set<() => void>;
 };
 
 export function createState(webhookSecret: string | undefined): State {
@@ -61,10 +63,18 @@ export function createState(webhookSecret: string | undefined): State {
     calls: [],
     nextSeq: 1,
     underWay: new Set(),
+    held: new Set(),
   };
 }
 
+/** Wakes every held call, to look again at whether its route is still held. */
+export function wakeHeld(state: State): void {
+  for (const wake of state.held) wake();
+  state.held.clear();
+}
+
 export function resetState(state: State): void {
+  wakeHeld(state);
   Object.assign(state, createState(state.webhookSecret));
 }
 

@@ -189,8 +189,8 @@ describe("the merchant dashboard", () => {
         await blocked.getByRole("button", { name: "Continue" }).click();
         await blocked.getByRole("heading", { name: "Payments" }).waitFor();
 
-        // A slow provider keeps the lifecycle running for seconds, so the page sees it move.
-        await simulator({ latencyMs: 1500 });
+        // The provider holds the settlement until the page has shown the payment waiting for it; then it moves on.
+        await simulator({ hold: ["settle"] });
         const res = await fetch(`${stack!.apiUrl}/api/payments`, {
           method: "POST",
           headers: { authorization: `Bearer ${keys.merchantKey}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
@@ -200,10 +200,11 @@ describe("the merchant dashboard", () => {
         await blocked.goto(`${stack!.apiUrl}/#/payments/${id}`);
         await blocked.getByText("checking every second").waitFor();
         await blocked.locator(".stage", { hasText: "waiting…" }).first().waitFor();
+        await simulator({ hold: [] });
         await blocked.locator("#timeline [data-event-type=PaymentCompleted]").waitFor({ timeout: lifecycleMs });
         expect(await blocked.locator(".stage.done").count()).toBe(4);
       } finally {
-        await simulator({ latencyMs: 0 });
+        await simulator({ hold: [] });
         await context.close();
       }
     }, lifecycleMs + 10_000);

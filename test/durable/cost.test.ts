@@ -35,8 +35,8 @@ describe("the cost of a payment in Cosmos requests", () => {
     expect((await api(`/api/payments/${id}`)).body).toEqual(loaded.body);
     expect(await emulator.counters()).toMatchObject({ sproc: 0, query: 1, read: 0 });
 
-    // Hold the refund's own provider step back, so that only the command's cost is counted.
-    await simulator.settings({ latencyMs: 1000 });
+    // Hold the refund's own provider step back (unanswered until the file's reset), so that only the command's cost is counted.
+    await simulator.settings({ hold: ["refund"] });
     await emulator.resetCounters();
     const refund = await api(`/api/payments/${id}/refunds`, { body: { amount: 1 } });
     expect(refund.status).toBe(202);

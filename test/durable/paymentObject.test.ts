@@ -474,14 +474,15 @@ describe("the payment's object", () => {
   });
 
   it("holds itself in memory (a pending timer) while its lifecycle is in flight, and lets go once nothing is due", async () => {
-    await simulator.settings({ latencyMs: 1000 });
+    // Its create step is held at the provider: the lifecycle is in flight until the test lets it go.
+    await simulator.settings({ hold: ["create"] });
     let payment;
     try {
       payment = await createPayment({ amount: 205, currency: "GBP" });
       await settled(env.PAYMENTS.getByName(payment.id), payment.id);
       expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(true);
     } finally {
-      await simulator.settings({ latencyMs: 0 });
+      await simulator.settings({ hold: [] });
     }
     await waitForPayment(payment.id, (p) => p.status === "completed");
     // Released once the consumer has confirmed the last delivery: nothing is due, the platform may evict it.

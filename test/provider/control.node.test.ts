@@ -1,5 +1,5 @@
 // Control plane of the provider simulator (/_sim): call records, payments, settings, reset, and exact route matching.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { keyed, useSimulator } from "./simulator.ts";
 
 const sim = useSimulator();
@@ -102,6 +102,7 @@ describe("settings", () => {
     declines: [],
     seed: 1,
     errors: false,
+    hold: [],
   };
 
   it("start at the defaults", async () => {
@@ -127,6 +128,26 @@ describe("settings", () => {
 
     expect(answer).toEqual({ status: 400, body: { code: "invalid_settings", message: expect.any(String) } });
     expect((await sim.get("/_sim/settings")).body).toEqual(defaults);
+  });
+});
+
+describe("holding a route", () => {
+  it("keeps its calls unanswered, under way, until a settings change takes the route out; other routes answer", async () => {
+    await sim.post("/_sim/settings", { hold: ["create"] });
+    let answered = false;
+    const held = sim.post(create, { amount: 3, currency: "GBP" }, keyed("held")).finally(() => (answered = true));
+    await vi.waitFor(async () => expect((await sim.get("/_sim/under-way")).body).toEqual([`POST ${create} held`]), { timeout: 5_000, interval: 5 });
+    expect((await sim.post("/psp/api/payments/pay_none/settle", {}, keyed("other"))).status).toBe(404);
+    await sim.post("/_sim/settings", { latencyMs: 0 }); // another change: still held
+    expect((await sim.get("/_sim/under-way")).body).toHaveLength(1);
+    expect(answered).toBe(false);
+    await sim.post("/_sim/settings", { hold: [] });
+    expect((await held).status).toBe(202);
+    expect((await sim.get("/_sim/under-way")).body).toEqual([]);
+  });
+
+  it("refuses a route it does not know", async () => {
+    expect((await sim.post("/_sim/settings", { hold: ["lunch"] })).status).toBe(400);
   });
 });
 

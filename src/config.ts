@@ -78,6 +78,11 @@ export const configSchema = z.object({
    */
   WARM_HOLD_MS: ms(60_000, 0),
   /**
+   * The relay's bookkeeping (relayed events kept, relayed_version, deliveries confirmed, counters, stored replies) is
+   * written with the object's next durable write, or after this long: a payment's steps share one commit.
+   */
+  WRITE_BEHIND_MS: ms(1_000),
+  /**
    * Redelivery and the watchdog also wait at least twice the queue's lag last observed by its consumer, while that
    * observation is younger than this (a backlog is not loss: re-sending into it only deepens it).
    */

@@ -99,13 +99,26 @@ export const setCounter = (state: DurableObjectState, key: string, value: number
  * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
  * row, counters, confirmed deliveries and the ids of unconfirmed ones, its alarm's time), so it must read them again.
  */
-export function forgetCached(instance: unknown) {
+function forgetCached(instance: unknown) {
   const o = instance as { metaRow: unknown; deliveredRows: unknown; counterRows: unknown; unconfirmedIds: Map<number, string>; alarmAt: unknown };
   o.metaRow = undefined;
   o.alarmAt = undefined;
   o.deliveredRows = null;
   o.counterRows = null;
   o.unconfirmedIds.clear();
+}
+
+/**
+ * Changes a payment object's storage behind its back, as another writer would: the bookkeeping it writes behind is
+ * written first (it would land over the test's writes otherwise), and afterwards the object forgets what it had read.
+ */
+export function behindItsBack<T>(stub: DurableObjectStub, change: (instance: PaymentObject, state: DurableObjectState) => T | Promise<T>) {
+  return runInDurableObject(stub, async (instance: PaymentObject, state) => {
+    (instance as unknown as { flushBehind(): void }).flushBehind();
+    const result = await change(instance, state);
+    forgetCached(instance);
+    return result;
+  });
 }
 
 /** Makes an object's instance relay into a queue that loses every message (that instance only). */
@@ -116,10 +129,7 @@ function loseRelays(instance: unknown) {
 
 /** Leaves the marker of an append whose outcome is unknown in a payment's object, as a failed append leaves it, dated `since`. */
 export function markUnknownAppend(stub: DurableObjectStub, since: number) {
-  return runInDurableObject(stub, (instance, state) => {
-    state.storage.sql.exec("UPDATE meta SET pending_since = ?", since);
-    forgetCached(instance);
-  });
+  return behindItsBack(stub, (_, state) => void state.storage.sql.exec("UPDATE meta SET pending_since = ?", since));
 }
 
 /** Evicts a payment's object even while its lifecycle is in flight: its warm hold (WARM_HOLD_MS) is let go first, as it would be in time. */

@@ -5,8 +5,9 @@
 //   1. before the append of a merchant's command, `pending_since` is written to SQLite and an alarm is set (durable
 //      before the request leaves);
 //   2. the append commits in Cosmos (the only source of truth for what happened);
-//   3. committed events are sent to the queue before anything is written, then, in one write, the copy keeps them,
-//      `relayed_version` advances and `pending_since` clears.
+//   3. committed events are sent to the queue before anything is written, then the copy keeps them, `relayed_version`
+//      advances and `pending_since` clears: bookkeeping, written behind (see `bookkeeping`), whose loss only repeats
+//      idempotent work.
 // A crash or failure anywhere leaves the alarm, which reads what Cosmos committed beyond the object's copy and sends
 // everything after `relayed_version`. Events are only ever published after being read back or confirmed committed.
 // A lifecycle step's append needs no marker of its own (step 1): its trigger is delivered again until the step is
@@ -104,6 +105,10 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private readonly unconfirmedIds = new Map<number, string>();
   private schemaReady = false;
+  /** Bookkeeping written behind (see `behind`), and the timer that writes it if nothing else does first. */
+  private readonly behindWrites: (() => void)[] = [];
+  private behindTimer: ReturnType<typeof setTimeout> | undefined;
+  private deferring = false;
   /** Known to have no tables yet (see `isNew`). */
   private untouched: boolean | undefined;
   /** Test hook: abort the object when the command path reaches one of these points. */
@@ -123,7 +128,37 @@ export class PaymentObject extends DurableObject<Env> {
       this.ctx.storage.sql.exec(schema);
       this.schemaReady = true;
     }
+    if (this.behindWrites.length > 0) this.flushBehind(); // in order: before whatever reads or writes next
     return this.ctx.storage.sql;
+  }
+
+  /**
+   * The relay's bookkeeping is written behind: with the object's next use of its tables (a command's marker, a create
+   * step's attempt, the last delivery's confirmation with the alarm's deletion), or after WRITE_BEHIND_MS, so that the
+   * steps of a payment share one commit instead of one each. Losing it (a crash, an eviction) only repeats work that
+   * is idempotent: events past the stored relayed_version are relayed again, deliveries not stored as confirmed are
+   * sent again, a keyed retry finds its claim and is decided again. What guards a guarantee is never written behind.
+   */
+  private bookkeeping(write: () => void) {
+    this.deferring = true;
+    try {
+      write();
+    } finally {
+      this.deferring = false;
+    }
+  }
+
+  /** A write of the bookkeeping: behind when inside `bookkeeping`, else now. */
+  private write(query: string, ...params: SqlStorageValue[]) {
+    if (!this.deferring) return void this.sql.exec(query, ...params);
+    this.behindWrites.push(() => this.ctx.storage.sql.exec(query, ...params));
+    this.behindTimer ??= setTimeout(() => this.flushBehind(), this.svc.config.WRITE_BEHIND_MS);
+  }
+
+  private flushBehind() {
+    clearTimeout(this.behindTimer);
+    this.behindTimer = undefined;
+    for (const write of this.behindWrites.splice(0)) write();
   }
 
   /**
@@ -135,7 +170,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (this.untouched === undefined) {
       this.untouched = this.ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'meta'").toArray().length === 0;
       // Its tables will be created empty, and it has no alarm (one is only ever set with its tables): nothing to read back.
-      if (this.untouched) [this.metaRow, this.counterRows, this.deliveredRows, this.alarmAt] = [null, new Map(), new Set(), null];
+      if (this.untouched) [this.metaRow, this.counterRows, this.deliveredRows, this.notified, this.alarmAt] = [null, new Map(), new Set(), new Set(), null];
     }
     return this.untouched;
   }
@@ -550,7 +585,7 @@ export class PaymentObject extends DurableObject<Env> {
     }
     if (reply.ok) {
       // Written with the relay's bookkeeping (see `published`), or on its own after it when nothing was appended.
-      this.replies.push(() => this.sql.exec("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
+      this.replies.push(() => this.write("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
       this.later(() => this.storeReplies());
     } else release();
     return reply;
@@ -637,7 +672,8 @@ export class PaymentObject extends DurableObject<Env> {
   private notification(step: Extract<StepToRun, { kind: "notify" | "notify-refund" }>) {
     const { eventId, version } = step.trigger;
     // Objects of earlier releases kept the body of a notification they had begun sending: their retries send that one.
-    const kept = this.sql.exec<{ body: string }>("SELECT body FROM notifications WHERE trigger_id = ?", eventId).toArray()[0];
+    // (A new object has none: it is not asked, which would also write the bookkeeping behind now.)
+    const kept = this.untouched ? undefined : this.sql.exec<{ body: string }>("SELECT body FROM notifications WHERE trigger_id = ?", eventId).toArray()[0];
     if (kept) return kept.body;
     if (step.kind === "notify-refund") {
       // After its outcome a refund changes only in whether its notification stalled, which as of the outcome it had not.
@@ -760,7 +796,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   private keep(docs: EventDocument[]) {
     for (const d of docs) {
-      this.sql.exec("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
+      this.write("INSERT OR REPLACE INTO events VALUES (?, ?)", d.stream.version, JSON.stringify(d));
       this.unconfirmedIds.set(d.stream.version, eventIdOf(d));
     }
   }
@@ -843,8 +879,8 @@ export class PaymentObject extends DurableObject<Env> {
   /**
    * Events already applied: relayed, then kept in the object's copy. They are sent before anything is written: a
    * write would hold the send until it is durable (the output gate), and the relay's bookkeeping after the send then
-   * commits with the copy, in one write. A crash in between loses only the copy's new events, which the next load
-   * reads from Cosmos and relays again (at least once).
+   * commits with the copy, in one write, behind (see `bookkeeping`). A crash before it loses only the copy's new
+   * events, which the next load reads from Cosmos and relays again (at least once).
    */
   private async published(docs: EventDocument[], onceRelayed: MetaChange = {}) {
     this.unrelayed.push(...docs);
@@ -853,12 +889,14 @@ export class PaymentObject extends DurableObject<Env> {
       change = { ...(await this.relay()), ...onceRelayed };
     } finally {
       // Kept even if the relay threw (the aggregate already holds them: the copy must not miss them), and in the
-      // same write as the relay's bookkeeping: no await for I/O may come between them, or the copy could lag
-      // behind relayed_version. Its callers have events (an append's, or a tail read that found some): progress,
+      // same write as the relay's bookkeeping (written behind, the whole queue at once): the copy never lags behind
+      // relayed_version. Its callers have events (an append's, or a tail read that found some): progress,
       // recorded in the meta row's one update with the relay's.
-      this.keep(docs);
-      this.progressed(change);
-      this.storeReplies();
+      this.bookkeeping(() => {
+        this.keep(docs);
+        this.progressed(change);
+        this.storeReplies();
+      });
     }
   }
 
@@ -881,7 +919,7 @@ export class PaymentObject extends DurableObject<Env> {
     const last = batch.at(-1)!.stream.version;
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
-    this.setCounter("relayed-at", Date.now());
+    this.bookkeeping(() => this.setCounter("relayed-at", Date.now()));
     return { relayed_version: Math.max(this.meta()!.relayed_version, last) };
   }
 
@@ -893,10 +931,12 @@ export class PaymentObject extends DurableObject<Env> {
     if (held !== message.eventId) return;
     const delivered = this.deliveries();
     if (delivered.has(message.version)) return;
-    this.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
+    this.bookkeeping(() => {
+      this.write("INSERT OR IGNORE INTO deliveries VALUES (?)", message.version);
+      this.clearCounter("redeliver-round");
+    });
     delivered.add(message.version);
     this.unconfirmedIds.delete(message.version);
-    this.clearCounter("redeliver-round");
   }
 
   /** Relayed versions the consumer has not reported (a queue can lose messages, e.g. a local one on restart). */
@@ -957,6 +997,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (at === null) this.clearCounter("alarm-round");
     if (at !== null) return this.ensureAlarm(at);
     if (this.alarmAt === null) return;
+    this.flushBehind(); // nothing is due: the bookkeeping commits with the alarm's deletion
     await this.ctx.storage.deleteAlarm();
     this.alarmAt = null;
   }
@@ -981,7 +1022,7 @@ export class PaymentObject extends DurableObject<Env> {
     const meta = this.meta();
     const changed = Object.entries(change).filter(([column, value]) => meta?.[column as keyof Meta] !== value);
     if (!meta || changed.length === 0) return;
-    this.sql.exec(`UPDATE meta SET ${changed.map(([column]) => `${column} = ?`).join(", ")}`, ...changed.map(([, value]) => value));
+    this.write(`UPDATE meta SET ${changed.map(([column]) => `${column} = ?`).join(", ")}`, ...changed.map(([, value]) => value));
     this.metaRow = { ...meta, ...change };
   }
 
@@ -1003,14 +1044,14 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   private setCounter(key: string, value: number) {
-    this.sql.exec("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
+    this.write("INSERT OR REPLACE INTO counters VALUES (?, ?)", key, value);
     this.counters().set(key, value);
   }
 
   /** Deletes only what is there: most calls find nothing to delete. */
   private clearCounter(key: string) {
     if (!this.counters().delete(key)) return;
-    this.sql.exec("DELETE FROM counters WHERE key = ?", key);
+    this.write("DELETE FROM counters WHERE key = ?", key);
   }
 
   private setPending(since: number | null) {

@@ -8,7 +8,7 @@ import { loadConfig } from "../../src/config.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, counter, createPayment, createUnrelayed, emulator, evict, forgetCached, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { api, counter, createPayment, createUnrelayed, emulator, evict, behindItsBack, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -121,11 +121,10 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${id}`)).body.version).toBe(4);
     // The object, in memory, knows a version 5, relayed and delivered, that Cosmos lost.
     const lost = encode(`pay:${id}`, 5, { type: "RefundRequested", data: { RefundId: "r-lost", Amount: 1, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
-    await runInDurableObject(stub, (instance: PaymentObject, state) => {
+    await behindItsBack(stub, (instance, state) => {
       state.storage.sql.exec("INSERT INTO events VALUES (5, ?)", JSON.stringify(lost));
       state.storage.sql.exec("INSERT OR IGNORE INTO deliveries VALUES (5)");
       state.storage.sql.exec("UPDATE meta SET relayed_version = 5");
-      forgetCached(instance);
       (instance as unknown as { version: number }).version = 5;
     });
 
@@ -426,9 +425,8 @@ describe("the payment's object", () => {
     const pendingSince = Date.now() - 5000;
     await emulator.fault({ kind: "query", mode: "503", count: 10_000 });
     try {
-      await runInDurableObject(stub, async (instance: PaymentObject, state) => {
+      await behindItsBack(stub, async (instance, state) => {
         state.storage.sql.exec("UPDATE meta SET pending_since = ?", pendingSince);
-        forgetCached(instance);
         await state.storage.setAlarm(Date.now());
       });
       // The alarms keep firing (every RELAY_CHECK_MS, doubled per failed round), each failing and re-arming.
@@ -473,6 +471,35 @@ describe("the payment's object", () => {
     expect(v).toEqual(v.map((_, i) => i + 1));
   });
 
+  it("writes its relay's bookkeeping behind, within WRITE_BEHIND_MS when nothing else writes, and all of it by the lifecycle's end", async () => {
+    // The settlement is held at the provider (and not given up on), and the relay check's alarm is far off: after the
+    // create step, nothing else writes.
+    await simulator.settings({ hold: ["settle"] });
+    const key = crypto.randomUUID();
+    const stub = () => env.PAYMENTS.getByName(uuidFrom("payment", "merchant-a", key));
+    await runInDurableObject(stub(), (instance: PaymentObject) => {
+      const o = instance as unknown as { svc: { config: { RELAY_CHECK_MS: number }; provider: { timeoutMs: number } } };
+      o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 }, provider: { ...o.svc.provider, timeoutMs: 600_000 } };
+    });
+    let payment;
+    const tables = () =>
+      runInDurableObject(stub(), (_: PaymentObject, state) => ({
+        relayed: state.storage.sql.exec<{ v: number }>("SELECT relayed_version AS v FROM meta").one().v,
+        kept: state.storage.sql.exec<{ v: number }>("SELECT version AS v FROM events ORDER BY version").toArray().map((r) => r.v),
+        delivered: state.storage.sql.exec<{ v: number }>("SELECT version AS v FROM deliveries ORDER BY version").toArray().map((r) => r.v),
+      }));
+    try {
+      payment = (await api("/api/payments", { body: { amount: 206, currency: "GBP" }, headers: { "idempotency-key": key } })).body as { id: string };
+      await waitForPayment(payment.id, (p) => p.status === "created");
+      // Polled from storage, not asked of the object (which would write it on the way): the timer writes it.
+      await vi.waitFor(async () => expect(await tables()).toEqual({ relayed: 2, kept: [1, 2], delivered: [1] }), { timeout: 5_000, interval: 25 });
+    } finally {
+      await simulator.settings({ hold: [] });
+    }
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    await vi.waitFor(async () => expect(await tables()).toEqual({ relayed: 4, kept: [1, 2, 3, 4], delivered: [1, 2, 3, 4] }), { timeout: 5_000, interval: 25 });
+  });
+
   it("holds itself in memory (a pending timer) while its lifecycle is in flight, and lets go once nothing is due", async () => {
     // Its create step is held at the provider: the lifecycle is in flight until the test lets it go.
     await simulator.settings({ hold: ["create"] });
@@ -494,9 +521,8 @@ describe("the payment's object", () => {
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
     await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 4, undelivered: [] } }), { timeout: 10_000, interval: 50 });
-    await runInDurableObject(stub, (o: PaymentObject, state) => {
+    await behindItsBack(stub, (o, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
-      forgetCached(o);
     });
     const completed = (await store().load(`pay:${payment.id}`))[3]!;
     expect(await stub.onEvent({ ...eventMessage(completed), eventId: crypto.randomUUID() })).toEqual({ outcome: "ignored" });
@@ -511,9 +537,8 @@ describe("the payment's object", () => {
     const stub = env.PAYMENTS.getByName(payment.id);
     await vi.waitFor(async () => expect(await held(stub)).toBe(false), { timeout: 10_000, interval: 50 });
     // The Completed message's delivery is forgotten, as if the message had been lost; the alarm checks on it.
-    await runInDurableObject(stub, (o: PaymentObject, state) => {
+    await behindItsBack(stub, (o, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
-      forgetCached(o);
       return state.storage.setAlarm(Date.now() + 60_000);
     });
     expect(await runDurableObjectAlarm(stub)).toBe(true);

@@ -79,7 +79,8 @@ export const configSchema = z.object({
   WARM_HOLD_MS: ms(60_000, 0),
   /**
    * The relay's bookkeeping (relayed events kept, relayed_version, deliveries confirmed, counters, stored replies) is
-   * written with the object's next durable write, or after this long: a payment's steps share one commit.
+   * written with the object's next use of its storage, once nothing is due, or after this long: a payment's steps
+   * share one commit.
    */
   WRITE_BEHIND_MS: ms(1_000),
   /**

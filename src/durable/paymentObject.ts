@@ -105,7 +105,7 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private readonly unconfirmedIds = new Map<number, string>();
   private schemaReady = false;
-  /** Bookkeeping written behind (see `behind`), and the timer that writes it if nothing else does first. */
+  /** Bookkeeping written behind (see `bookkeeping`), and the timer that writes it if nothing else does first. */
   private readonly behindWrites: (() => void)[] = [];
   private behindTimer: ReturnType<typeof setTimeout> | undefined;
   private deferring = false;
@@ -133,8 +133,8 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /**
-   * The relay's bookkeeping is written behind: with the object's next use of its tables (a command's marker, a create
-   * step's attempt, the last delivery's confirmation with the alarm's deletion), or after WRITE_BEHIND_MS, so that the
+   * The relay's bookkeeping is written behind: with the object's next use of its tables, read or write (a command's
+   * marker, a create step's attempt), once nothing is due (with the alarm's deletion), or after WRITE_BEHIND_MS, so that the
    * steps of a payment share one commit instead of one each. Losing it (a crash, an eviction) only repeats work that
    * is idempotent: events past the stored relayed_version are relayed again, deliveries not stored as confirmed are
    * sent again, a keyed retry finds its claim and is decided again. What guards a guarantee is never written behind.
@@ -158,7 +158,11 @@ export class PaymentObject extends DurableObject<Env> {
   private flushBehind() {
     clearTimeout(this.behindTimer);
     this.behindTimer = undefined;
-    for (const write of this.behindWrites.splice(0)) write();
+    // One at a time, removed once run: a write that throws stays queued, with those after it, rather than being lost.
+    while (this.behindWrites.length > 0) {
+      this.behindWrites[0]!();
+      this.behindWrites.shift();
+    }
   }
 
   /**
@@ -522,10 +526,10 @@ export class PaymentObject extends DurableObject<Env> {
 
   /**
    * A command answers once Cosmos holds its events, the truth its reply reports; the relay and the object's own
-   * bookkeeping follow, before the object's next operation. Waiting for them would hold the reply for the queue send
-   * and one more durable write (the output gate). A crash in between loses nothing: the pending marker is still set,
-   * and the alarm relays what Cosmos committed; a keyed retry finds the key's claim instead of its reply (see
-   * `idempotent`).
+   * bookkeeping follow before the object's next operation (the bookkeeping is queued then, and written behind: see
+   * `bookkeeping`). Waiting for them would hold the reply for the queue send and a durable write (the output gate). A
+   * crash before the bookkeeping is written loses nothing: the pending marker is still set, and the alarm relays what
+   * Cosmos committed; a keyed retry finds the key's claim instead of its reply (see `idempotent`).
    */
   private later(work: () => unknown) {
     this.laterWork.push(work);
@@ -996,8 +1000,10 @@ export class PaymentObject extends DurableObject<Env> {
     if (at === null || activity) this.holdWarm(at !== null);
     if (at === null) this.clearCounter("alarm-round");
     if (at !== null) return this.ensureAlarm(at);
+    // Nothing is due: the bookkeeping is written now (with the alarm's deletion), as no alarm may be left to recover
+    // it (one firing meanwhile has already left the platform's schedule).
+    this.flushBehind();
     if (this.alarmAt === null) return;
-    this.flushBehind(); // nothing is due: the bookkeeping commits with the alarm's deletion
     await this.ctx.storage.deleteAlarm();
     this.alarmAt = null;
   }

@@ -121,6 +121,16 @@ export function behindItsBack<T>(stub: DurableObjectStub, change: (instance: Pay
   });
 }
 
+/** Runs `run` while the payments list's database fails for real: its table is away (renamed), then put back. */
+export async function whileListFails<T>(run: () => Promise<T>): Promise<T> {
+  await env.READ_MODEL.exec("ALTER TABLE payments RENAME TO payments_away");
+  try {
+    return await run();
+  } finally {
+    await env.READ_MODEL.exec("ALTER TABLE payments_away RENAME TO payments");
+  }
+}
+
 /** Makes an object's instance relay into a queue that loses every message (that instance only). */
 function loseRelays(instance: unknown) {
   const o = instance as { env: Env };

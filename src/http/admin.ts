@@ -11,6 +11,9 @@ import { paymentIdParam, problemResponses } from "./schemas.ts";
 
 export const admin = new OpenAPIHono<AppEnv>();
 
+/** An operator's route can always answer: an invalid request, a missing or wrong admin key, a passing outage. */
+const problems = (...statuses: number[]) => problemResponses(400, 401, 503, ...statuses);
+
 route(
   admin,
   createRoute({
@@ -21,7 +24,7 @@ route(
     request: { params: paymentIdParam },
     responses: {
       202: { description: "Steps re-driven", content: { "application/json": { schema: z.object({ redriven: z.number() }) } } },
-      ...problemResponses(400, 401, 404, 413, 415, 503),
+      ...problems(404, 413, 415),
     },
   }),
   async (c) => {
@@ -53,7 +56,7 @@ route(
         description: "One page re-driven; call again with `after: next` until `next` is null. A payment that failed to re-drive carries its error code and stays stalled.",
         content: { "application/json": { schema: redriveStalledReply } },
       },
-      ...problemResponses(400, 401, 413, 415, 503),
+      ...problems(413, 415),
     },
   }),
   async (c) => {
@@ -90,7 +93,7 @@ route(
         description: "One page rebuilt; call again with the continuation until it is null",
         content: { "application/json": { schema: z.object({ payments: z.number(), continuation: z.string().nullable() }) } },
       },
-      ...problemResponses(400, 401, 413, 415, 503),
+      ...problems(413, 415),
     },
   }),
   async (c) => {
@@ -113,7 +116,7 @@ route(
         description: "Relay status",
         content: { "application/json": { schema: z.object({ version: z.number(), relayedVersion: z.number(), undelivered: z.array(z.number()) }) } },
       },
-      ...problemResponses(400, 401, 404, 503),
+      ...problems(404),
     },
   }),
   async (c) => {

@@ -86,7 +86,8 @@ const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
  */
 const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method === "POST" && c.req.header("content-type") !== undefined) {
-    const text = (await c.req.text()).trim() === "" ? "{}" : await c.req.text();
+    const sent = await c.req.text();
+    const text = sent.trim() === "" ? "{}" : sent;
     const inexact: string[] = [];
     let body: unknown;
     try {

@@ -9,6 +9,11 @@ import { codesOf } from "./problems.ts";
 const noControlCharacters = /^[^\u0000-\u001f\u007f]*$/;
 /** No unpaired surrogate ("\ud800" in JSON): such text is not Unicode, and strict JSON readers refuse it in our answers. */
 const wellFormed = /^\P{Cs}*$/u;
+/** Free text a client gives us (metadata values, a cancel's reason): no control characters, and Unicode. */
+const plainText = (what: string, sized: z.ZodString) =>
+  sized
+    .regex(noControlCharacters, { error: `${what} cannot contain control characters` })
+    .regex(wellFormed, { error: `${what} must be valid Unicode (no unpaired surrogates)` });
 const statuses = ["initiated", "created", "settled", "completed", "failed", "cancelled"] as const satisfies readonly Status[];
 
 export const amountSchema = z
@@ -20,11 +25,7 @@ export const amountSchema = z
 export const metadataSchema = z
   .record(
     z.string().regex(/^[A-Za-z0-9_.:-]{1,40}$/, { error: "metadata keys are 1-40 characters of A-Z a-z 0-9 _ . : -" }),
-    z
-      .string()
-      .max(500, { error: "metadata values are at most 500 characters" })
-      .regex(noControlCharacters, { error: "metadata values cannot contain control characters" })
-      .regex(wellFormed, { error: "metadata values must be valid Unicode (no unpaired surrogates)" }),
+    plainText("metadata values", z.string().max(500, { error: "metadata values are at most 500 characters" })),
   )
   .refine((m) => Object.keys(m).length <= 50, { error: "at most 50 metadata keys" })
   .openapi({ example: { orderId: "A-1042" } });
@@ -41,12 +42,7 @@ export const legacyCreateBody = createPaymentBody.omit({ metadata: true }).opena
 
 export const cancelBody = z
   .strictObject({
-    reason: z
-      .string()
-      .max(500)
-      .regex(noControlCharacters, { error: "reason cannot contain control characters" })
-      .regex(wellFormed, { error: "reason must be valid Unicode (no unpaired surrogates)" })
-      .optional(),
+    reason: plainText("reason", z.string().max(500)).optional(),
   })
   .openapi("CancelPayment");
 

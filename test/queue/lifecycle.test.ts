@@ -10,7 +10,7 @@ import worker from "../../src/index.ts";
 import { paymentSummary, type PaymentResource } from "../../src/payment/resource.ts";
 import { initialState, type Payment } from "../../src/payment/state.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, counter, createPayment, createUnrelayed, evict, behindItsBack, setCounter, markUnknownAppend, simulator, store, waitForAll, waitForPayment, type Json } from "../helpers.ts";
+import { api, counter, createPayment, createUnrelayed, evict, behindItsBack, setCounter, markUnknownAppend, simulator, store, waitForAll, waitForPayment, whileListFails, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -251,17 +251,7 @@ describe("the payments list", () => {
     const initiated = await history(id);
     // The summary the relay puts in each message, which the list is kept from.
     const summary = { summary: paymentSummary(replay(initiated, { state: initialState(), version: 0 }).state as Payment, 1, "merchant-a") };
-    // D1 failing for real: the list's table is away while the message is delivered.
-    const failing = async <T,>(run: () => Promise<T>) => {
-      await env.READ_MODEL.exec("ALTER TABLE payments RENAME TO payments_away");
-      try {
-        return await run();
-      } finally {
-        await env.READ_MODEL.exec("ALTER TABLE payments_away RENAME TO payments");
-      }
-    };
-
-    const once = await failing(() => deliver(initiated, undefined, summary));
+    const once = await whileListFails(() => deliver(initiated, undefined, summary));
     expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCreated"]);
     expect(once.retryMessages).toHaveLength(1);
     expect(once.explicitAcks).toEqual([]);
@@ -273,7 +263,7 @@ describe("the payments list", () => {
     expect(await row()).toEqual({ status: "initiated", version: 1 });
     expect(types(await history(id))).toEqual(["PaymentInitiated", "PaymentCreated"]);
     // A dead letter is not retried for the list: a retry would run its stall again.
-    const dead = await failing(() => deliver(initiated, undefined, summary, "payment-events-dlq"));
+    const dead = await whileListFails(() => deliver(initiated, undefined, summary, "payment-events-dlq"));
     expect(dead.retryMessages).toEqual([]);
     expect(dead.explicitAcks).toHaveLength(1);
   });

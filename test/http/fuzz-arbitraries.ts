@@ -266,7 +266,7 @@ const hugeBody = (validPairs: [string, string][]): fc.Arbitrary<Uint8Array> =>
 // ---- headers, ids, queries ----
 
 const jsonTypes = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "Application/Json;charset=UTF-8", 'application/json;charset="utf-8"'];
-/** JSON by RFC 9110's grammar, though not in the form the route's own body validator accepts. */
+/** JSON by RFC 9110's grammar, though not in the form the route's own body validator accepts: read as plain JSON. */
 const unusualJsonTypes = ["application/json;", "application/json ; charset=utf-8", "application/json; foo", "application/json;;", "application/json; charset", "application/json\t;x=y", "application/json; a=b;"];
 const otherTypes = [
   "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml",
@@ -474,10 +474,7 @@ function refusedOnParse(p: Parts): string[] | null {
 /** The JSON body step: media type, parse, then `then` with the value (`{}` when no JSON body is sent). */
 function withBody(p: Parts, then: (value: unknown) => Verdict): Verdict {
   const type = contentTypeOf(p.contentType);
-  if (type === "unusual") {
-    const asJson = withBody({ ...p, contentType: "application/json" }, then);
-    return { outcomes: [{ status: 415, code: "unsupported_media_type" }, ...asJson.outcomes], object: asJson.object };
-  }
+  if (type === "unusual") return withBody({ ...p, contentType: "application/json" }, then); // read as plain JSON
   if (type === "absent") return p.body?.streamed && p.body.bytes.length > 0 ? problem(415, "unsupported_media_type") : then({});
   const text = decoder.decode(p.body?.bytes ?? new Uint8Array());
   if (text.trim() === "") return then({}); // an empty body sent as JSON is no body

@@ -199,11 +199,12 @@ describe("inputs the fuzzer found", () => {
     await nothingWritten();
   };
 
-  it.each(["application/json;", "application/json ; charset=utf-8", "application/json; foo"])("a body typed %j is read as JSON or refused with 415", async (type) => {
+  it.each(["application/json;", "application/json ; charset=utf-8", "application/json; foo", "application/json\t;x=y"])("a body typed %j is read as JSON", async (type) => {
     const c = { method: "POST", path: "/api/payments", headers: [merchant, ["content-type", type]] as [string, string][], body: { bytes: utf8('{"amount":1,"currency":"GBP","x":1}'), streamed: false } };
     const res = await send(c);
     checkAnswer(c, res);
-    expect([400, 415], res.text).toContain(res.status);
+    expect(res.status, res.text).toBe(400);
+    expect(JSON.parse(res.text)).toMatchObject({ code: "validation_failed", errors: { x: expect.any(Array) } });
   });
 
   it("a streamed body without a content type is refused with 415", () =>

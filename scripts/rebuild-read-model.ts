@@ -1,11 +1,21 @@
 // Rebuilds the payments list from Cosmos's change feed through the running service's admin route, page by page.
-// Usage: npm run rebuild-read-model   (API_URL defaults to http://127.0.0.1:8787; ADMIN_KEY defaults to the dev key)
-import { devKeys } from "./stack.ts";
+// Usage: npm run rebuild-read-model
+// Env: API_URL (default http://127.0.0.1:8787); ADMIN_KEY (required unless API_URL is this machine, where the key of
+// `npm start` is the default); REBUILD_FROM, a continuation to resume from (printed when a run stops half-way).
+import { readDevKeys } from "./stack.ts";
 
-const api = process.env.API_URL ?? "http://127.0.0.1:8787";
-const adminKey = process.env.ADMIN_KEY ?? devKeys().adminKey;
+const api = (process.env.API_URL ?? "http://127.0.0.1:8787").replace(/\/$/, "");
 
-let continuation: string | null = null;
+function fail(message: string): never {
+  console.error(`rebuild-read-model: ${message}`);
+  process.exit(1);
+}
+
+const local = ["127.0.0.1", "localhost", "[::1]"].includes(URL.parse(api)?.hostname ?? "");
+const adminKey = process.env.ADMIN_KEY ?? (local ? readDevKeys()?.adminKey : undefined);
+if (!adminKey) fail(local ? "no admin key: set ADMIN_KEY, or run `npm start` once (it writes .local/dev-keys.json)" : `set ADMIN_KEY: ${api} is not this machine's service`);
+
+let continuation: string | null = process.env.REBUILD_FROM || null;
 let payments = 0;
 do {
   const res = await fetch(`${api}/admin/read-model/rebuild`, {
@@ -14,8 +24,9 @@ do {
     body: JSON.stringify({ continuation }),
   }).catch(() => null);
   if (!res?.ok) {
-    console.error(`rebuild failed: ${res ? `${res.status} ${await res.text()}` : `the service at ${api} is not running`}`);
-    process.exit(1);
+    const why = res ? `${res.status} ${await res.text()}` : `the service at ${api} is not answering`;
+    // Pages already rebuilt stay rebuilt: a run resumed from here does only the rest.
+    fail(`stopped after ${payments} payments: ${why}${continuation ? `\nresume with REBUILD_FROM='${continuation.replaceAll("'", "'\\''")}'` : ""}`);
   }
   const page = (await res.json()) as { payments: number; continuation: string | null };
   payments += page.payments;

@@ -97,7 +97,7 @@ function writePrivate(file: string, text: string, { replace }: { replace: boolea
   }
 }
 
-function readDevKeys(): Partial<StackKeys> | null {
+export function readDevKeys(): Partial<StackKeys> | null {
   if (!existsSync(devKeysFile)) return null;
   try {
     return JSON.parse(readFileSync(devKeysFile, "utf8")) as Partial<StackKeys>;

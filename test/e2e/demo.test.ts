@@ -1,17 +1,9 @@
 // `npm run demo` against the shared e2e stack, and against nothing.
-import { execFile } from "node:child_process";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
-import { root } from "../../scripts/stack.ts";
-import { stack } from "./helpers.ts";
+import { npmRun, stack } from "./helpers.ts";
 
-function npmRunDemo(env: Record<string, string>) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile("npm", ["run", "--silent", "demo"], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const npmRunDemo = (env: Record<string, string>) => npmRun("demo", env);
 
 /** A port nothing listens on: bound, then released. */
 const freePort = () =>

@@ -1,7 +1,9 @@
 // Helpers of the e2e suite: the shared stack, HTTP calls to it, polling with a deadline, direct Cosmos reads.
+import { execFile } from "node:child_process";
 import { CosmosClient } from "@azure/cosmos";
 import { inject, vi } from "vitest";
 import { EMULATOR_KEY } from "../../scripts/cosmos/server.ts";
+import { root } from "../../scripts/stack.ts";
 import { e2eContainer, e2eDatabase } from "./constants.ts";
 
 export const stack = inject("e2eStack");
@@ -44,4 +46,14 @@ export async function storedDocuments(paymentId: string) {
     .query<Json>({ query: "SELECT * FROM c WHERE c.stream.id = @s ORDER BY c.stream.version", parameters: [{ name: "@s", value: streamId }] }, { partitionKey: streamId })
     .fetchAll();
   return resources;
+}
+
+/** `npm run <script>` in the repository, with `env` over this process's own (without the names in `unset`). */
+export function npmRun(script: string, env: Record<string, string>, unset: string[] = []) {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !unset.includes(name)));
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile("npm", ["run", "--silent", script], { cwd: root, env: { ...inherited, ...env }, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }

@@ -359,12 +359,12 @@ export class PaymentObject extends DurableObject<Env> {
     return null;
   }
 
-  /** Re-publishes the trigger of every due step, stalled ones included. Answers how many were re-driven. */
-  async redrive(paymentId: string): Promise<Reply<{ redriven: number }>> {
+  /** Re-publishes the trigger of every due step, stalled ones included, due in `delaySeconds`. Answers how many were re-driven. */
+  async redrive(paymentId: string, delaySeconds = 0): Promise<Reply<{ redriven: number }>> {
     return this.serialize(async () => {
       await this.ensureLoaded(paymentId);
       if (this.state.status === "none") return failure("payment_not_found", "no such payment");
-      const redriven = await this.redriveDue(true);
+      const redriven = await this.redriveDue(true, delaySeconds);
       if (redriven > 0) this.holdWarm(true); // its re-published triggers are on their way
       return { ok: true, status: 202, body: { redriven } };
     });
@@ -724,10 +724,10 @@ export class PaymentObject extends DurableObject<Env> {
     return all.filter((s) => !this.isDone(s) && (includeStalled || !("refund" in s) || !s.refund.stalled));
   }
 
-  private async redriveDue(includeStalled: boolean) {
+  private async redriveDue(includeStalled: boolean, delaySeconds = 0) {
     const due = this.dueSteps(includeStalled);
     if (due.length === 0) return 0;
-    await this.send(due.flatMap((s) => this.kept(s.trigger.version, s.trigger.version)));
+    await this.send(due.flatMap((s) => this.kept(s.trigger.version, s.trigger.version)), delaySeconds);
     return due.length;
   }
 
@@ -965,10 +965,12 @@ export class PaymentObject extends DurableObject<Env> {
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
 
-  private async send(docs: EventDocument[]) {
+  /** Publishes events, due in `delaySeconds` (a wait that `notBefore` keeps out of the observed queue lag). */
+  private async send(docs: EventDocument[], delaySeconds = 0) {
     const summary = this.state.status === "none" ? undefined : paymentSummary(this.state, this.version, this.ownerOf(this.state));
+    const due = delaySeconds > 0 ? { notBefore: Date.now() + delaySeconds * 1000 } : {};
     for (let i = 0; i < docs.length; i += 100) {
-      const messages = docs.slice(i, i + 100).map((d) => ({ body: eventMessage(d, summary), contentType: "json" as const }));
+      const messages = docs.slice(i, i + 100).map((d) => ({ body: { ...eventMessage(d, summary), ...due }, contentType: "json" as const, delaySeconds }));
       await this.env.EVENTS.sendBatch(messages);
       for (const m of messages) log("info", "event relayed", { paymentId: this.paymentId(), eventId: m.body.eventId, version: m.body.version, type: m.body.type });
     }

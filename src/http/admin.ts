@@ -37,6 +37,8 @@ const redriveStalledBody = z.strictObject({
   /** Resume after this payment id (the previous page's `next`). */
   after: z.uuid().optional(),
   limit: z.int().min(1).max(100).default(50),
+  /** The page's steps are spread evenly over this many seconds (the first at once), so that a provider just back from an outage is not sent them all at once. */
+  spreadSeconds: z.int().min(0).max(900).default(0),
 });
 const redriveStalledReply = z.object({
   payments: z.array(z.object({ id: z.string(), redriven: z.number().optional(), error: z.string().optional() })),
@@ -65,9 +67,9 @@ route(
     const payments: z.infer<typeof redriveStalledReply>["payments"] = [];
     // Ten at a time: after an outage every one of them reloads, relays and calls the provider at once otherwise.
     for (let i = 0; i < ids.length; i += 10) {
-      const chunk = ids.slice(i, i + 10).map(async (id) => {
+      const chunk = ids.slice(i, i + 10).map(async (id, j) => {
         try {
-          const reply = await c.env.PAYMENTS.getByName(id).redrive(id);
+          const reply = await c.env.PAYMENTS.getByName(id).redrive(id, Math.floor(((i + j) * body.spreadSeconds) / ids.length));
           return reply.ok ? { id, redriven: reply.body.redriven } : { id, error: reply.code };
         } catch (e) {
           log("error", "re-drive failed", { requestId: c.get("requestId"), paymentId: id, error: String(e) });

@@ -35,4 +35,19 @@ describe("re-driving every stalled payment", () => {
     await vi.waitFor(async () => expect(await listedStalled()).toEqual([]), { timeout: 10_000, interval: 100 });
     expect(await redriveStalled()).toMatchObject({ status: 202, body: { payments: [], next: null } });
   });
+
+  it("spreads a page's steps over spreadSeconds: the first at once, each next one later", async () => {
+    await simulator.settings({ failNext: { route: "settle", count: 6, status: 503 } });
+    const payments = [await createPayment({ amount: 173, currency: "GBP" }), await createPayment({ amount: 174, currency: "GBP" })];
+    const ids = payments.map((p) => p.id).sort();
+    await waitForAll(ids, (p) => p.stalled !== null);
+    await vi.waitFor(async () => expect(await listedStalled()).toEqual(ids), { timeout: 10_000, interval: 100 });
+
+    expect((await redriveStalled({ spreadSeconds: 901 })).body).toMatchObject({ code: "validation_failed", errors: { spreadSeconds: expect.any(Array) } });
+    const sent = Date.now();
+    expect(await redriveStalled({ spreadSeconds: 4 })).toMatchObject({ status: 202, body: { payments: [{ id: ids[0], redriven: 1 }, { id: ids[1], redriven: 1 }] } });
+    const [, second] = await waitForAll(ids, (p) => p.status === "completed");
+    // Two payments over 4 s: the second's step was due 2 s after the re-drive, so it cannot have settled sooner.
+    expect(Date.parse(second!.settledAt!) - sent).toBeGreaterThanOrEqual(2000);
+  });
 });

@@ -10,18 +10,24 @@ async function listedStalled() {
   return (res.body.data as Json[]).filter((r) => r.stalled).map((r) => r.id as string).sort();
 }
 
+/** Two payments (of `amount` and one more) stalled at settlement and listed so, their ids in id order. */
+async function twoStalled(amount: number) {
+  // The provider refuses every settle attempt of both payments (3 each: the queue's delivery and 2 retries).
+  await simulator.settings({ failNext: { route: "settle", count: 6, status: 503 } });
+  const payments = [await createPayment({ amount, currency: "GBP" }), await createPayment({ amount: amount + 1, currency: "GBP" })];
+  const ids = payments.map((p) => p.id).sort();
+  await waitForAll(ids, (p) => p.stalled !== null);
+  await vi.waitFor(async () => expect(await listedStalled()).toEqual(ids), { timeout: 10_000, interval: 100 });
+  return ids;
+}
+
 afterEach(async () => {
   await simulator.reset();
 });
 
 describe("re-driving every stalled payment", () => {
   it("re-drives them page by page after an outage stalled them, until every one completes", async () => {
-    // The provider refuses every settle attempt of both payments (3 each: the queue's delivery and 2 retries).
-    await simulator.settings({ failNext: { route: "settle", count: 6, status: 503 } });
-    const payments = [await createPayment({ amount: 171, currency: "GBP" }), await createPayment({ amount: 172, currency: "GBP" })];
-    const ids = payments.map((p) => p.id).sort();
-    await waitForAll(ids, (p) => p.stalled !== null);
-    await vi.waitFor(async () => expect(await listedStalled()).toEqual(ids), { timeout: 10_000, interval: 100 });
+    const ids = await twoStalled(171);
 
     expect((await redriveStalled({}, keys.merchantA)).status).toBe(401);
     expect((await redriveStalled({ limit: 0 })).body).toMatchObject({ code: "validation_failed", errors: { limit: expect.any(Array) } });
@@ -37,11 +43,7 @@ describe("re-driving every stalled payment", () => {
   });
 
   it("spreads a page's steps over spreadSeconds: the first at once, each next one later", async () => {
-    await simulator.settings({ failNext: { route: "settle", count: 6, status: 503 } });
-    const payments = [await createPayment({ amount: 173, currency: "GBP" }), await createPayment({ amount: 174, currency: "GBP" })];
-    const ids = payments.map((p) => p.id).sort();
-    await waitForAll(ids, (p) => p.stalled !== null);
-    await vi.waitFor(async () => expect(await listedStalled()).toEqual(ids), { timeout: 10_000, interval: 100 });
+    const ids = await twoStalled(173);
 
     expect((await redriveStalled({ spreadSeconds: 901 })).body).toMatchObject({ code: "validation_failed", errors: { spreadSeconds: expect.any(Array) } });
     const sent = Date.now();

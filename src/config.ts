@@ -1,12 +1,11 @@
 // Configuration: the zod schema of the Worker's vars and secrets; fails fast naming what is missing or wrong.
 import { z } from "zod";
 
-/**
- * Milliseconds, at least `min`: 0 would make a recovery timer fire on every check (a storm) or a timeout expire at once.
- * An empty value is refused, not read as 0 (`Number("")` is 0).
- */
-const ms = (fallback: number, min = 1) =>
-  z.union([z.number(), z.string().trim().min(1, "must not be empty")]).transform(Number).pipe(z.number().int().min(min)).default(fallback);
+/** A number given as a var (a string): an empty value is refused, not read as 0 (`Number("")` is 0). */
+const num = (schema: z.ZodNumber, fallback: number) =>
+  z.union([z.number(), z.string().trim().min(1, "must not be empty")]).transform(Number).pipe(schema).default(fallback);
+/** Milliseconds, at least `min`: 0 would make a recovery timer fire on every check (a storm) or a timeout expire at once. */
+const ms = (fallback: number, min = 1) => num(z.number().int().min(min), fallback);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a lowercase hex SHA-256 digest");
 
 export const configSchema = z.object({
@@ -19,8 +18,8 @@ export const configSchema = z.object({
   COSMOS_DATABASE: z.string().min(1).default("regis-pay"),
   COSMOS_CONTAINER: z.string().min(1).default("events"),
   COSMOS_REQUEST_TIMEOUT_MS: ms(10_000),
-  COSMOS_THROTTLE_RETRIES: z.coerce.number().int().min(0).default(9),
-  COSMOS_THROTTLE_MAX_WAIT_S: z.coerce.number().int().min(0).default(30),
+  COSMOS_THROTTLE_RETRIES: num(z.number().int().min(0), 9),
+  COSMOS_THROTTLE_MAX_WAIT_S: num(z.number().int().min(0), 30),
   /** The payment provider; "instant:" answers in-process at once (the benchmark's ceiling run only). */
   PROVIDER_URL: z.union([z.url(), z.literal("instant:")]),
   /** Where merchant notifications are sent (Regis Pay's notifications service); defaults to the provider's host. */
@@ -60,10 +59,10 @@ export const configSchema = z.object({
     .default("GBP,EUR,USD")
     .transform((s) => s.split(",").map((c) => c.trim()).filter(Boolean)),
   /** Largest amount accepted, in major units. */
-  MAX_AMOUNT: z.coerce.number().positive().default(1_000_000),
+  MAX_AMOUNT: num(z.number().positive(), 1_000_000),
   /** Queue retry backoff: base * 2^(attempt-1) seconds with jitter, capped. */
-  RETRY_BASE_SECONDS: z.coerce.number().min(0).default(2),
-  RETRY_MAX_SECONDS: z.coerce.number().min(0).default(300),
+  RETRY_BASE_SECONDS: num(z.number().min(0), 2),
+  RETRY_MAX_SECONDS: num(z.number().min(0), 300),
   /** How often a payment with an append of unknown outcome re-checks Cosmos, and for how long; a failed check is retried after RELAY_CHECK_MS, doubled per failed round. */
   RELAY_CHECK_MS: ms(5_000),
   RELAY_SETTLE_MS: ms(60_000),
@@ -89,21 +88,21 @@ export const configSchema = z.object({
    */
   QUEUE_LAG_TTL_MS: ms(60_000, 0),
   /** How long a live WebSocket ticket is valid. */
-  LIVE_TICKET_TTL_SECONDS: z.coerce.number().int().positive().default(60),
+  LIVE_TICKET_TTL_SECONDS: num(z.number().int().positive(), 60),
   /** A live socket's longest life: then it is closed (4001) and its client reconnects with a fresh ticket, so a revoked key stops hearing events. */
-  LIVE_SOCKET_MAX_SECONDS: z.coerce.number().int().positive().default(3600),
+  LIVE_SOCKET_MAX_SECONDS: num(z.number().int().positive(), 3600),
   /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */
-  RATE_LIMIT_PERIOD_SECONDS: z.coerce.number().int().positive().default(60),
+  RATE_LIMIT_PERIOD_SECONDS: num(z.number().int().positive(), 60),
   /** Re-decisions after an append conflict before answering 409. */
-  CONFLICT_RETRIES: z.coerce.number().int().min(0).default(3),
+  CONFLICT_RETRIES: num(z.number().int().min(0), 3),
   /**
    * Fault injection for the reliability suite and soak runs (refused in production): the share of crash points at
    * which a payment's object aborts, the share of queue deliveries sent again (delayed by up to the given seconds,
    * so duplicated and reordered), and the seed that makes these choices repeatable.
    */
-  FAULT_ABORT_RATE: z.coerce.number().min(0).max(1).default(0),
-  FAULT_REDELIVER_RATE: z.coerce.number().min(0).max(1).default(0),
-  FAULT_REDELIVER_MAX_DELAY_S: z.coerce.number().int().min(0).default(2),
+  FAULT_ABORT_RATE: num(z.number().min(0).max(1), 0),
+  FAULT_REDELIVER_RATE: num(z.number().min(0).max(1), 0),
+  FAULT_REDELIVER_MAX_DELAY_S: num(z.number().int().min(0), 2),
   FAULT_SEED: z.string().default("0"),
 });
 

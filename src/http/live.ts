@@ -39,6 +39,13 @@ route(
 );
 
 /** Reached without a key (see the auth middleware): the ticket is the credential. */
+live.openAPIRegistry.registerPath({
+  method: "get",
+  path: "/payments/{id}/live",
+  summary: "The payment's live WebSocket (a ticket, no API key): a hello with the payment, then each event as it commits",
+  request: { params: paymentIdParam, query: z.object({ ticket: z.string().openapi({ description: "From POST /payments/{id}/live-tickets" }) }) },
+  responses: { 101: { description: "Switching Protocols: the WebSocket" }, ...problemResponses(401, 404, 426, 429, 503) },
+});
 live.get("/payments/:id/live", async (c) => {
   const ticket = await verifyTicket(c.get("config").LIVE_TICKET_SECRET!, c.req.query("ticket") ?? "", Date.now());
   const id = c.req.param("id").toLowerCase();

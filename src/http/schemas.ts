@@ -17,7 +17,7 @@ const plainText = (what: string, sized: z.ZodString) =>
 const statuses = ["initiated", "created", "settled", "completed", "failed", "cancelled"] as const satisfies readonly Status[];
 
 export const amountSchema = z
-  .number({ error: "amount must be a number" })
+  .number({ error: (issue) => (issue.input === undefined ? "amount is required" : "amount must be a number") })
   .positive({ error: "amount must be greater than 0" })
   .openapi({ description: "Major units as a decimal number, at most the currency's minor-unit decimals (86.10 GBP, 100 JPY)", example: 86.1 });
 
@@ -33,7 +33,7 @@ export const metadataSchema = z
 export const createPaymentBody = z
   .strictObject({
     amount: amountSchema,
-    currency: z.string({ error: "currency is required" }).openapi({ description: "ISO 4217 code, one of the configured currencies", example: "GBP" }),
+    currency: z.string({ error: (issue) => (issue.input === undefined ? "currency is required" : "currency must be a string") }).openapi({ description: "ISO 4217 code, one of the configured currencies", example: "GBP" }),
     metadata: metadataSchema.optional(),
   })
   .openapi("CreatePayment");
@@ -60,10 +60,12 @@ const queryInt = (min: number, max: number) =>
     .pipe(z.number().min(min).max(max))
     .openapi({ type: "integer", minimum: min, maximum: max });
 
-export const paymentQuery = z.strictObject({
-  atVersion: queryInt(1, Number.MAX_SAFE_INTEGER).optional().openapi({ description: "The state as it was after this version" }),
-  asOf: z.iso.datetime({ offset: true }).optional().openapi({ description: "The state as it was at this time (ISO 8601)" }),
-});
+export const paymentQuery = z
+  .strictObject({
+    atVersion: queryInt(1, Number.MAX_SAFE_INTEGER).optional().openapi({ description: "The state as it was after this version (not with asOf)" }),
+    asOf: z.iso.datetime({ offset: true }).optional().openapi({ description: "The state as it was at this time, ISO 8601 (not with atVersion)" }),
+  })
+  .refine((q) => q.atVersion === undefined || q.asOf === undefined, { error: "give atVersion or asOf, not both", path: ["asOf"] });
 
 export const historyQuery = z.strictObject({
   fromVersion: queryInt(1, Number.MAX_SAFE_INTEGER).default(1),
@@ -151,9 +153,10 @@ const retryAfter = { "Retry-After": { description: "Seconds to wait before retry
  * A route's problem+json answers for the OpenAPI document, by status: the codes each carries (see problems.ts) and
  * Retry-After where it is sent (a 429, and a 503 the client may retry).
  */
+/** A route's problem answers, with the codes behind each status; any route may answer 500 `internal_error`. */
 export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(
-    [...new Set(statuses)]
+    [...new Set([...statuses, 500])]
       .sort((a, b) => a - b)
       .map((status) => [
         status,

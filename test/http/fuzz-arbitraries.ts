@@ -397,6 +397,8 @@ function queryFields(route: Route, pairs: [string, string][]): string[] {
     const check = Object.hasOwn(schema, k) ? schema[k] : undefined;
     if (!check || !check(vs.length === 1 ? vs[0]! : vs)) bad.push(k);
   }
+  // A point in the past is a version or a time, not both.
+  if (route === "get" && bad.length === 0 && grouped.has("atVersion") && grouped.has("asOf")) bad.push("asOf");
   return bad;
 }
 const queryValue = (pairs: [string, string][], key: string) => pairs.find(([k]) => k === key)?.[1];

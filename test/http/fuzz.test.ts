@@ -187,6 +187,15 @@ describe("hostile requests to each route", () => {
   it(`paths and methods of no route: ${runs} get a 4xx problem+json (seed ${0x5eed + 99})`, () => refuses(() => strayRequests(fx), 0x5eed + 99), timeout);
 });
 
+describe("the OpenAPI document", () => {
+  it("describes every route the Worker serves, the live WebSocket included, each with 500 among its answers", () => {
+    const operations = Object.entries(doc.paths as Record<string, Json>).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op as Json] as const));
+    expect(operations.map(([name]) => name)).toEqual(expect.arrayContaining([...routes.filter(([r]) => r !== "health" && r !== "openapi").map(([, name]) => name), "GET /api/payments/{id}/live", "POST /api/payments/{id}/live-tickets", "POST /admin/redrive-stalled"]));
+    expect(Object.keys(doc.paths["/api/payments/{id}/live"].get.responses)).toEqual(["101", "401", "404", "426", "429", "500", "503"]);
+    for (const [name, op] of operations) expect(Object.keys(op.responses), name).toContain("500");
+  });
+});
+
 describe("inputs the fuzzer found", () => {
   beforeAll(quiet);
   const merchant: [string, string] = ["authorization", `Bearer ${keys.merchantA}`];

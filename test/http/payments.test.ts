@@ -90,6 +90,9 @@ describe("creating a payment", () => {
     const empty = await api("/api/payments", { method: "POST", body: "", headers: { "content-type": "application/json" } });
     expect(problemOf(empty)).toMatchObject({ status: 400, code: "validation_failed" });
     expect(Object.keys(empty.body.errors).sort()).toEqual(["amount", "currency"]);
+    expect(empty.body.errors).toEqual({ amount: ["amount is required"], currency: ["currency is required"] });
+    const mistyped = await api("/api/payments", { body: { amount: "1", currency: 5 } });
+    expect(mistyped.body.errors).toEqual({ amount: ["amount must be a number"], currency: ["currency must be a string"] });
   });
 
   it("answers 413 to a body over 192 KiB, 415 to another content type, 400 to malformed JSON", async () => {
@@ -192,6 +195,9 @@ describe("reading payments", () => {
     expect((await api(`/api/payments/${payment.id}?verbose=1`)).status).toBe(400);
     expect((await api(`/api/payments/${payment.id}?atVersion=0`)).status).toBe(400);
     expect((await api(`/api/payments/${payment.id}?asOf=yesterday`)).status).toBe(400);
+    const both = await api(`/api/payments/${payment.id}?atVersion=1&asOf=${encodeURIComponent(new Date().toISOString())}`);
+    expect(problemOf(both)).toMatchObject({ status: 400, code: "validation_failed" });
+    expect(both.body.errors).toEqual({ asOf: ["give atVersion or asOf, not both"] });
   });
 
   it("reads versions and limits written in decimal digits only, not coerced from other forms", async () => {

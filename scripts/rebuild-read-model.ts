@@ -12,7 +12,7 @@ function fail(message: string): never {
 }
 
 const local = ["127.0.0.1", "localhost", "[::1]"].includes(URL.parse(api)?.hostname ?? "");
-const adminKey = process.env.ADMIN_KEY ?? (local ? readDevKeys()?.adminKey : undefined);
+const adminKey = process.env.ADMIN_KEY || (local ? readDevKeys()?.adminKey : undefined);
 if (!adminKey) fail(local ? "no admin key: set ADMIN_KEY, or run `npm start` once (it writes .local/dev-keys.json)" : `set ADMIN_KEY: ${api} is not this machine's service`);
 
 let continuation: string | null = process.env.REBUILD_FROM || null;

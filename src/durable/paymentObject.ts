@@ -968,9 +968,10 @@ export class PaymentObject extends DurableObject<Env> {
   /** Publishes events, due in `delaySeconds` (a wait that `notBefore` keeps out of the observed queue lag). */
   private async send(docs: EventDocument[], delaySeconds = 0) {
     const summary = this.state.status === "none" ? undefined : paymentSummary(this.state, this.version, this.ownerOf(this.state));
-    const due = delaySeconds > 0 ? { notBefore: Date.now() + delaySeconds * 1000 } : {};
+    // Only a delay is given: without one the queue's own delivery delay, if ever set, applies.
+    const [due, delay] = delaySeconds > 0 ? [{ notBefore: Date.now() + delaySeconds * 1000 }, { delaySeconds }] : [{}, {}];
     for (let i = 0; i < docs.length; i += 100) {
-      const messages = docs.slice(i, i + 100).map((d) => ({ body: { ...eventMessage(d, summary), ...due }, contentType: "json" as const, delaySeconds }));
+      const messages = docs.slice(i, i + 100).map((d) => ({ body: { ...eventMessage(d, summary), ...due }, contentType: "json" as const, ...delay }));
       await this.env.EVENTS.sendBatch(messages);
       for (const m of messages) log("info", "event relayed", { paymentId: this.paymentId(), eventId: m.body.eventId, version: m.body.version, type: m.body.type });
     }

@@ -37,7 +37,11 @@ const redriveStalledBody = z.strictObject({
   /** Resume after this payment id (the previous page's `next`). */
   after: z.uuid().optional(),
   limit: z.int().min(1).max(100).default(50),
-  /** The page's steps are spread evenly over this many seconds (the first at once), so that a provider just back from an outage is not sent them all at once. */
+  /**
+   * The page's payments are re-driven evenly over this many seconds (the first at once; a payment's due steps
+   * together), so that a provider just back from an outage is not sent them all at once. Each page spreads its own:
+   * wait as long before asking for the next.
+   */
   spreadSeconds: z.int().min(0).max(900).default(0),
 });
 const redriveStalledReply = z.object({

@@ -75,8 +75,9 @@ const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
     const hasBody = type !== undefined || Number(c.req.header("content-length") ?? 0) > 0;
     if (hasBody && !/^application\/json(\s*;.*)?$/i.test(type ?? "")) return problem(c, "unsupported_media_type");
     // Any parameters are JSON still (`application/json ; charset=utf-8`, `application/json;`), but the route validators
-    // accept only `type; name=value` lists: they see plain JSON, which the body is read as in any case (UTF-8).
-    if (type !== undefined && !/^application\/json(;\s*[\w-]+=[^;]+)*$/i.test(type)) {
+    // accept only `type; name=value` lists (the pattern below is theirs, @hono/zod-openapi's): they see plain JSON,
+    // which the body is read as in any case (UTF-8).
+    if (type !== undefined && !/^application\/json(;\s*[a-zA-Z0-9-]+=[^;]+)*$/i.test(type)) {
       const headers = new Headers(c.req.raw.headers);
       headers.set("content-type", "application/json");
       c.req.raw = new Request(c.req.raw, { headers });

@@ -38,7 +38,6 @@ route(
   },
 );
 
-/** Reached without a key (see the auth middleware): the ticket is the credential. */
 live.openAPIRegistry.registerPath({
   method: "get",
   path: "/payments/{id}/live",
@@ -46,6 +45,7 @@ live.openAPIRegistry.registerPath({
   request: { params: paymentIdParam, query: z.object({ ticket: z.string().openapi({ description: "From POST /payments/{id}/live-tickets" }) }) },
   responses: { 101: { description: "Switching Protocols: the WebSocket" }, ...problemResponses(401, 404, 426, 429, 503) },
 });
+/** Reached without a key (see the auth middleware): the ticket is the credential. */
 live.get("/payments/:id/live", async (c) => {
   const ticket = await verifyTicket(c.get("config").LIVE_TICKET_SECRET!, c.req.query("ticket") ?? "", Date.now());
   const id = c.req.param("id").toLowerCase();

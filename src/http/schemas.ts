@@ -16,8 +16,11 @@ const plainText = (what: string, sized: z.ZodString) =>
     .regex(wellFormed, { error: `${what} must be valid Unicode (no unpaired surrogates)` });
 const statuses = ["initiated", "created", "settled", "completed", "failed", "cancelled"] as const satisfies readonly Status[];
 
+/** A missing field and one of the wrong type are told apart. */
+const requiredAs = (field: string, type: string) => ({ error: (issue: { input?: unknown }) => (issue.input === undefined ? `${field} is required` : `${field} must be ${type}`) });
+
 export const amountSchema = z
-  .number({ error: (issue) => (issue.input === undefined ? "amount is required" : "amount must be a number") })
+  .number(requiredAs("amount", "a number"))
   .positive({ error: "amount must be greater than 0" })
   .openapi({ description: "Major units as a decimal number, at most the currency's minor-unit decimals (86.10 GBP, 100 JPY)", example: 86.1 });
 
@@ -33,7 +36,7 @@ export const metadataSchema = z
 export const createPaymentBody = z
   .strictObject({
     amount: amountSchema,
-    currency: z.string({ error: (issue) => (issue.input === undefined ? "currency is required" : "currency must be a string") }).openapi({ description: "ISO 4217 code, one of the configured currencies", example: "GBP" }),
+    currency: z.string(requiredAs("currency", "a string")).openapi({ description: "ISO 4217 code, one of the configured currencies", example: "GBP" }),
     metadata: metadataSchema.optional(),
   })
   .openapi("CreatePayment");
@@ -151,9 +154,8 @@ const retryAfter = { "Retry-After": { description: "Seconds to wait before retry
 
 /**
  * A route's problem+json answers for the OpenAPI document, by status: the codes each carries (see problems.ts) and
- * Retry-After where it is sent (a 429, and a 503 the client may retry).
+ * Retry-After where it is sent (a 429, and a 503 the client may retry). Any route may answer 500 `internal_error`.
  */
-/** A route's problem answers, with the codes behind each status; any route may answer 500 `internal_error`. */
 export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(
     [...new Set([...statuses, 500])]

@@ -42,14 +42,15 @@ describe("re-driving every stalled payment", () => {
     expect(await redriveStalled()).toMatchObject({ status: 202, body: { payments: [], next: null } });
   });
 
-  it("spreads a page's steps over spreadSeconds: the first at once, each next one later", async () => {
+  it("spreads a page's payments over spreadSeconds: the first at once, each next one later", async () => {
     const ids = await twoStalled(173);
 
     expect((await redriveStalled({ spreadSeconds: 901 })).body).toMatchObject({ code: "validation_failed", errors: { spreadSeconds: expect.any(Array) } });
     const sent = Date.now();
-    expect(await redriveStalled({ spreadSeconds: 4 })).toMatchObject({ status: 202, body: { payments: [{ id: ids[0], redriven: 1 }, { id: ids[1], redriven: 1 }] } });
-    const [, second] = await waitForAll(ids, (p) => p.status === "completed");
-    // Two payments over 4 s: the second's step was due 2 s after the re-drive, so it cannot have settled sooner.
-    expect(Date.parse(second!.settledAt!) - sent).toBeGreaterThanOrEqual(2000);
+    expect(await redriveStalled({ spreadSeconds: 10 })).toMatchObject({ status: 202, body: { payments: [{ id: ids[0], redriven: 1 }, { id: ids[1], redriven: 1 }] } });
+    const [first, second] = await waitForAll(ids, (p) => p.status === "completed");
+    // Two payments over 10 s: the first is due at once, the second 5 s later, so it cannot have settled sooner.
+    expect(Date.parse(first!.settledAt!) - sent).toBeLessThan(5000);
+    expect(Date.parse(second!.settledAt!) - sent).toBeGreaterThanOrEqual(5000);
   });
 });

@@ -267,7 +267,7 @@ const hugeBody = (validPairs: [string, string][]): fc.Arbitrary<Uint8Array> =>
 
 const jsonTypes = ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "Application/Json;charset=UTF-8", 'application/json;charset="utf-8"'];
 /** JSON by RFC 9110's grammar, though not in the form the route's own body validator accepts: read as plain JSON. */
-const unusualJsonTypes = ["application/json;", "application/json ; charset=utf-8", "application/json; foo", "application/json;;", "application/json; charset", "application/json\t;x=y", "application/json; a=b;"];
+const unusualJsonTypes = ["application/json;", "application/json ; charset=utf-8", "application/json; foo", "application/json;;", "application/json; charset", "application/json\t;x=y", "application/json; a=b;", "application/json; a_b=c"];
 const otherTypes = [
   "text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml",
   "application/jsonp", "application/json-patch+json", "application/merge-patch+json", "application/problem+json", "application/vnd.api+json",

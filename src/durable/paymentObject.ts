@@ -32,7 +32,7 @@ import { paymentResource, paymentSummary, refundResource, type PaymentResource, 
 import { initialState, type Payment, type State } from "../payment/state.ts";
 import { notificationBody, provider } from "../provider/client.ts";
 import { currentLagMs } from "../queue/health.ts";
-import { eventMessage, type EventMessage } from "../queue/message.ts";
+import { dueIn, eventMessage, type EventMessage } from "../queue/message.ts";
 import { services, type Services } from "../wiring.ts";
 import { failure, type Failure, type Reply, type StepOutcome } from "./replies.ts";
 
@@ -965,13 +965,11 @@ export class PaymentObject extends DurableObject<Env> {
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
 
-  /** Publishes events, due in `delaySeconds` (a wait that `notBefore` keeps out of the observed queue lag). */
+  /** Publishes events, due in `delaySeconds`. */
   private async send(docs: EventDocument[], delaySeconds = 0) {
     const summary = this.state.status === "none" ? undefined : paymentSummary(this.state, this.version, this.ownerOf(this.state));
-    // Only a delay is given: without one the queue's own delivery delay, if ever set, applies.
-    const [due, delay] = delaySeconds > 0 ? [{ notBefore: Date.now() + delaySeconds * 1000 }, { delaySeconds }] : [{}, {}];
     for (let i = 0; i < docs.length; i += 100) {
-      const messages = docs.slice(i, i + 100).map((d) => ({ body: { ...eventMessage(d, summary), ...due }, contentType: "json" as const, ...delay }));
+      const messages = docs.slice(i, i + 100).map((d) => dueIn(eventMessage(d, summary), delaySeconds));
       await this.env.EVENTS.sendBatch(messages);
       for (const m of messages) log("info", "event relayed", { paymentId: this.paymentId(), eventId: m.body.eventId, version: m.body.version, type: m.body.type });
     }

@@ -5,7 +5,7 @@ import { log } from "../core/log.ts";
 import type { Config } from "../config.ts";
 import { projectAll } from "../readModel/payments.ts";
 import { observedLagMs, recordLag } from "./health.ts";
-import { eventMessageSchema, type EventMessage } from "./message.ts";
+import { dueIn, eventMessageSchema, type EventMessage } from "./message.ts";
 
 /** Exponential backoff with full jitter, in whole seconds (the queue's unit), capped. */
 export function backoffSeconds(config: Config, attempts: number, random = Math.random) {
@@ -35,9 +35,11 @@ export async function consume(batch: MessageBatch<unknown>, env: Env, config: Co
   await Promise.all(events.map(({ message, event }) => step(message, event, env, config, deadLetters, listed || deadLetters || !event.summary)));
 }
 
-/** Sends a message again, due in `delaySeconds`; `notBefore` keeps the wait it was given out of the observed queue lag. */
-const sendLater = (env: Env, body: EventMessage & { faultCopy?: number; held?: true }, delaySeconds: number) =>
-  env.EVENTS.send({ ...body, notBefore: Date.now() + delaySeconds * 1000 }, { contentType: "json", delaySeconds });
+/** Sends a message again, due in `delaySeconds`. */
+function sendLater(env: Env, body: EventMessage & { faultCopy?: number; held?: true }, delaySeconds: number) {
+  const { body: due, ...options } = dueIn(body, delaySeconds);
+  return env.EVENTS.send(due, options);
+}
 
 /** Hands one event to its payment's object, then acknowledges it or retries it with backoff. */
 async function step(message: Message<unknown>, event: EventMessage, env: Env, config: Config, deadLetters: boolean, listed: boolean) {

@@ -30,6 +30,15 @@ export const eventMessageSchema = z.object({
 
 export type EventMessage = z.infer<typeof eventMessageSchema>;
 
+/**
+ * A message to send, due in `delaySeconds`: a delayed one carries `notBefore`, which keeps the wait it was given out of
+ * the observed queue lag (see health.ts); one without a delay gives none, so the queue's own delivery delay applies.
+ */
+export function dueIn<T extends EventMessage>(body: T, delaySeconds: number) {
+  const json = "json" as const;
+  return delaySeconds > 0 ? { body: { ...body, notBefore: Date.now() + delaySeconds * 1000 }, contentType: json, delaySeconds } : { body, contentType: json };
+}
+
 /** The message of a committed event document. */
 export function eventMessage(doc: EventDocument, summary?: EventMessage["summary"]): EventMessage {
   return {

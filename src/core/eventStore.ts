@@ -24,6 +24,11 @@ export interface EventStore {
    * the stream's current version comes back. Re-appending events already stored with the same ids succeeds.
    */
   append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult>;
+  /**
+   * The stream's current version as appends see it (0 for a new stream). Reads may come from a replica that lags
+   * behind the latest commit; this may not: Cosmos answers it through the stored procedure, on the partition's primary.
+   */
+  version(streamId: string): Promise<number>;
   /** Resolves when the store answers (the health check). */
   ping(): Promise<void>;
   /**

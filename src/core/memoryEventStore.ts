@@ -15,6 +15,10 @@ export class MemoryEventStore implements EventStore {
 
   async ping() {}
 
+  async version(streamId: string) {
+    return this.streams.get(streamId)?.length ?? 0;
+  }
+
   async changedStreams(continuation: string | null) {
     return { streamIds: continuation ? [] : [...this.streams.keys()], continuation: null };
   }

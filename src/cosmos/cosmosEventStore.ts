@@ -131,4 +131,11 @@ export class CosmosEventStore implements EventStore {
     if (!resource || typeof resource.ok !== "boolean") throw new EventStoreError("unavailable", "spAppendToStream answered an unexpected body (it ran: the outcome is unknown): is an outdated version installed?");
     return resource.ok ? { ok: true, version: resource.version } : { ok: false, currentVersion: resource.currentVersion };
   }
+
+  /** An append of nothing at a version no stream has: the stored procedure writes nothing and answers the current one. */
+  async version(streamId: string) {
+    const result = await this.append(streamId, -1, []);
+    if (result.ok) throw new EventStoreError("unavailable", "spAppendToStream accepted an append at version -1: is an outdated version installed?");
+    return result.currentVersion;
+  }
 }

@@ -308,7 +308,9 @@ export class PaymentObject extends DurableObject<Env> {
           ? { outcome: "ignored" }
           : unsettledMs > 0
             ? { outcome: "later", reason: "an earlier append's outcome is not known yet", afterMs: unsettledMs }
-            : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
+            : !(await this.settledByNow())
+              ? { outcome: "retry", reason: lagReason }
+              : await this.runStep(step, { correlationId: message.correlationId, causationId: message.eventId });
       // Confirmed after the step, not before: a write before its provider call would hold the call until durable. A
       // crash in between leaves the delivery unconfirmed: the queue retries the message (the call to the object
       // failed), or the object re-sends the event later, and it finds its step done. A step that will run again (a
@@ -327,6 +329,7 @@ export class PaymentObject extends DurableObject<Env> {
       const behind = await this.receive(message, this.meta()?.pending_since != null);
       if (behind) return behind;
       if (this.unsettledMs() > 0) return { outcome: "retry", reason: "an earlier append's outcome is not known yet" };
+      if (!(await this.settledByNow())) return { outcome: "retry", reason: lagReason };
       this.delivered(message);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
@@ -443,7 +446,7 @@ export class PaymentObject extends DurableObject<Env> {
     await this.ensureLoaded(meta.payment_id);
     this.updateMeta(await this.relay()); // what is known committed goes out even if Cosmos fails the read below
     if (loaded && meta.pending_since !== null) await this.syncTail();
-    if (this.unsettledMs() === 0) this.settled(); // too old to land
+    await this.settledByNow();
     this.queueLagMs = await currentLagMs(this.env.READ_MODEL, this.svc.config.QUEUE_LAG_TTL_MS);
     await this.redeliverOverdue();
     const progressAt = this.meta()?.progress_at ?? Date.now();
@@ -748,8 +751,11 @@ export class PaymentObject extends DurableObject<Env> {
 
   /**
    * Loads the stream once: the object's copy, then what Cosmos holds beyond it (all of it, the first time). The read
-   * starts at the copy's last event, so the same query proves Cosmos still holds it; if not (a container restored or
+   * starts at the copy's last event, so the same query proves Cosmos still holds it. A read that does not show it may
+   * come from a replica behind the latest commit: the stream's version as appends see it decides. At or past the copy,
+   * the copy stands (what lies beyond it is read later: a delivery, a conflict); behind it (a container restored or
    * re-created under the object), Cosmos is the truth and the copy and the relay's bookkeeping beyond it are dropped.
+   * A different event at the copy's last version is another history, which no lagging replica shows: dropped too.
    */
   private async load(paymentId: string) {
     const streamId = streamIdOf(paymentId);
@@ -764,7 +770,9 @@ export class PaymentObject extends DurableObject<Env> {
     }
     this.remember(paymentId);
     const holdsCopy = !last || (tail[0] !== undefined && eventIdOf(tail[0]) === eventIdOf(last));
-    if (holdsCopy) {
+    const lagging = !holdsCopy && tail.length === 0 && (await this.svc.store.version(streamId)) >= last!.stream.version;
+    if (lagging) log("warn", "Cosmos's read does not show the object's copy yet (a replica behind): the copy stands", { paymentId, copyVersion: last!.stream.version });
+    else if (holdsCopy) {
       if (last) tail = tail.slice(1);
       if (tail.length > 0) this.settled();
     } else {
@@ -819,6 +827,18 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private settled() {
     if (this.meta()?.pending_since != null) this.setPending(null);
+  }
+
+  /**
+   * Whether no append of unknown outcome is pending any more, settling one that is too old to land (RELAY_SETTLE_MS)
+   * once the stream's version as appends see it is still the object's: a read from a replica behind the latest commit
+   * may not show one that landed (a cancel, which a step must not run past); a stream ahead is read again later.
+   */
+  private async settledByNow() {
+    if (this.meta()?.pending_since == null) return true;
+    if (this.unsettledMs() > 0 || (await this.svc.store.version(streamIdOf(this.paymentId()))) > this.version) return false;
+    this.settled();
+    return true;
   }
 
   /** How long an append of unknown outcome could still commit (0: none is pending, or it is older than RELAY_SETTLE_MS). */
@@ -1107,4 +1127,5 @@ export class PaymentObject extends DurableObject<Env> {
 }
 
 const now = () => new Date().toISOString();
+const lagReason = "an append committed that Cosmos's reads do not show yet";
 const nowSeconds = () => Math.floor(Date.now() / 1000);

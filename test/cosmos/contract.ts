@@ -35,6 +35,16 @@ export function eventStoreContract(name: string, makeStore: () => EventStore) {
       expect((await store.load(s)).length).toBe(3);
     });
 
+    it("answers a stream's version as appends see it, writing nothing (0 for a new stream)", async () => {
+      const store = makeStore();
+      const s = stream();
+      expect(await store.version(s)).toBe(0);
+      await store.append(s, 0, events(s, 1, 3));
+      expect(await store.version(s)).toBe(3);
+      expect((await store.load(s)).map((d) => d.stream.version)).toEqual([1, 2, 3]);
+      expect(await store.append(s, 3, events(s, 4, 1))).toEqual({ ok: true, version: 4 });
+    });
+
     it("gives exactly one winner among 20 concurrent appends at one expected version", async () => {
       const store = makeStore();
       const s = stream();

@@ -27,6 +27,7 @@ async function wrapStore(stub: DurableObjectStub<PaymentObject>, overrides: (rea
       load: (s) => real.load(s),
       loadFrom: (s, v, l) => real.loadFrom(s, v, l),
       append: (s, e, d) => real.append(s, e, d),
+      version: (s) => real.version(s),
       changedStreams: (c, n) => real.changedStreams(c, n),
       ping: () => real.ping(),
       ...overrides(real),
@@ -48,6 +49,11 @@ async function createWhileAppendsFail(key: string, amount: number, fault: { mode
 /** The versions in the object's own copy of its stream. */
 const copyVersions = (stub: DurableObjectStub<PaymentObject>) =>
   runInDurableObject(stub, (_: PaymentObject, state) => state.storage.sql.exec<{ version: number }>("SELECT version FROM events ORDER BY version").toArray().map((r) => r.version));
+
+/** Reads that come from a replica behind the latest commit while `lagging()`: nothing past `shown` is seen. */
+const laggingReads = (shown: number, lagging: () => boolean) => (real: EventStore) => ({
+  loadFrom: async (s: string, v: number, l?: number) => (await real.loadFrom(s, v, l)).filter((d) => !lagging() || d.stream.version <= shown),
+});
 
 /** Records every version the object reads Cosmos from. */
 async function readsFrom(stub: DurableObjectStub<PaymentObject>) {
@@ -113,6 +119,21 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
     await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });
     expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded"]);
+  });
+
+  it("after eviction, keeps its copy when Cosmos's read lags behind it (a replica behind the latest commit) and serves the payment as committed", async () => {
+    const payment = await createPayment({ amount: 209, currency: "GBP" });
+    const before = await waitForPayment(payment.id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await evict(stub);
+    let lagging = true;
+    await wrapStore(stub, laggingReads(2, () => lagging));
+    expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
+    expect(await copyVersions(stub)).toEqual([1, 2, 3, 4]);
+    expect(await stub.relayStatus(payment.id)).toMatchObject({ ok: true, body: { version: 4, relayedVersion: 4, undelivered: [] } });
+    lagging = false;
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
+    expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType)[4]).toBe("RefundRequested");
   });
 
   it("follows Cosmos when it is behind the warm object (a container restored under it): the next command reloads the stream and succeeds", async () => {
@@ -195,6 +216,20 @@ describe("the payment's object", () => {
     const from = await readsFrom(stub);
     expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
     expect(from).toEqual([]);
+  });
+
+  it("runs no provider step once an unknown append's window is over while Cosmos's reads lag behind the cancel that landed: retried until the cancel shows", async () => {
+    const { id, stub } = await createUnrelayed(153, { quietAlarm: true, settleMs: 0 });
+    let lagging = true;
+    const cancel = await appendInFlight(stub, laggingReads(1, () => lagging));
+    expect((await api(`/api/payments/${id}/cancel`, { body: {} })).body.code).toBe("store_unavailable");
+    await cancel.land();
+    const [initiated] = await store().load(`pay:${id}`);
+    expect(await stub.onEvent(eventMessage(initiated!))).toMatchObject({ outcome: "retry", reason: expect.stringMatching(/do not show yet/) });
+    lagging = false;
+    expect(await stub.onEvent(eventMessage(initiated!))).toEqual({ outcome: "ignored" });
+    expect((await simulator.calls()).filter((c: Json) => c.route === "create" && c.body?.amount === 153)).toEqual([]);
+    expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
   });
 
   it("counts the window in which an unknown append could still land from when the client gave up on it", async () => {

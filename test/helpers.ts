@@ -16,9 +16,9 @@ export async function api(path: string, init: { method?: string; body?: unknown;
   const headers: Record<string, string> = { ...init.headers };
   const key = init.key === undefined ? keys.merchantA : init.key;
   if (key) headers.authorization = `Bearer ${key}`;
-  let body: string | undefined;
+  let body: string | Uint8Array | undefined;
   if (init.body !== undefined) {
-    body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
+    body = typeof init.body === "string" || init.body instanceof Uint8Array ? init.body : JSON.stringify(init.body);
     headers["content-type"] ??= "application/json";
   }
   const res = await exports.default.fetch(`http://pay.test${path}`, { method: init.method ?? (body ? "POST" : "GET"), headers, body });

@@ -88,13 +88,21 @@ const requestGuards: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /**
  * The JSON body, parsed once for the validators. An empty one is no body (`{}`): many clients send the content type on
- * every request. A "__proto__" key, which JSON.parse keeps as an own property and zod then drops without a word, is
- * refused; so is a number with more digits than it can carry (it would be taken rounded). One that is not JSON is left
- * to the validators, which answer `malformed_json`.
+ * every request. Bytes that are not UTF-8 are malformed JSON (RFC 8259 §8.1), never replaced: two different bodies
+ * would read the same. A "__proto__" key, which JSON.parse keeps as an own property and zod then drops without a word,
+ * is refused; so are a key given twice in one object (parsers disagree on which one counts; I-JSON, RFC 7493, forbids
+ * it) and a number with more digits than it can carry (it would be taken rounded). One that is not JSON is left to the
+ * validators, which answer `malformed_json`.
  */
 const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.method === "POST" && c.req.header("content-type") !== undefined) {
-    const sent = await c.req.text();
+    const bytes = await c.req.raw.arrayBuffer(); // outside the try: a body over the limit throws for bodyLimit to answer
+    let sent: string;
+    try {
+      sent = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+    } catch {
+      return problem(c, "malformed_json", { detail: "the body is not valid UTF-8" });
+    }
     const text = sent.trim() === "" ? "{}" : sent;
     const inexact: string[] = [];
     let body: unknown;
@@ -110,11 +118,37 @@ const jsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
     // The validators read the body through Hono's cache (of promises, though typed as values).
     Object.assign(c.req.bodyCache, { text: Promise.resolve(text) });
     if (hasProtoKey(body)) return problem(c, "validation_failed", { errors: { ["__proto__"]: ["this key is not allowed"] } });
+    const twice = body !== undefined ? duplicateKey(text) : undefined;
+    if (twice !== undefined) return problem(c, "validation_failed", { errors: { [twice]: [`${twice} is given more than once`] } });
     if (inexact.length > 0)
       return problem(c, "validation_failed", { errors: Object.fromEntries(inexact.map((key) => [key, [`${key} has more digits than a number carries exactly`]])) });
   }
   await next();
 };
+
+/** The first key given twice in one object of a well-formed JSON text (a key is a string followed by a colon). */
+export function duplicateKey(text: string): string | undefined {
+  const colon = /\s*:/y;
+  const objects: (Set<string> | null)[] = []; // the keys of each open object; null for an array
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === "{" || ch === "[") objects.push(ch === "{" ? new Set() : null);
+    else if (ch === "}" || ch === "]") objects.pop();
+    else if (ch === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      const keys = objects.at(-1);
+      colon.lastIndex = end + 1;
+      if (keys && colon.test(text)) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string; // escapes read: "a" and "\u0061" are one key
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = end;
+    }
+  }
+  return undefined;
+}
 
 /** Whether a parsed JSON value holds a "__proto__" key at any depth (iteratively: bodies may be deeply nested). */
 function hasProtoKey(value: unknown) {

@@ -470,7 +470,37 @@ function refusedOnParse(p: Parts): string[] | null {
   }
   const protoKey = (v: unknown): boolean => typeof v === "object" && v !== null && ((!Array.isArray(v) && Object.hasOwn(v, "__proto__")) || Object.values(v).some(protoKey));
   if (protoKey(value)) return ["__proto__"];
+  const twice = repeatedKeys(text);
+  if (twice.length > 0) return twice;
   return inexact.length > 0 ? inexact : null;
+}
+
+/** Whether bytes are UTF-8 (the body is read as such, never with replacement characters). */
+function isUtf8(bytes: Uint8Array) {
+  try {
+    new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Keys that appear more than once in one object of a JSON text (tokens: strings, brackets, colons). */
+function repeatedKeys(text: string): string[] {
+  const tokens = text.match(/"(?:[^"\\]|\\.)*"|[{}[\]:]/g) ?? [];
+  const open: (string[] | null)[] = [];
+  const repeated: string[] = [];
+  tokens.forEach((t, i) => {
+    if (t === "{") open.push([]);
+    else if (t === "[") open.push(null);
+    else if (t === "}" || t === "]") open.pop();
+    else if (t.startsWith('"') && tokens[i + 1] === ":") {
+      const key = JSON.parse(t) as string;
+      if (open.at(-1)!.includes(key)) repeated.push(key);
+      else open.at(-1)!.push(key);
+    }
+  });
+  return repeated;
 }
 
 /** The JSON body step: media type, parse, then `then` with the value (`{}` when no JSON body is sent). */
@@ -503,6 +533,7 @@ function evaluate(p: Parts, fx: Fixtures): Verdict {
   if (area === "admin" && caller !== "admin") return problem(401, "unauthorized");
   if (area === "admin" && size > limits.bodyBytes) return problem(413, "payload_too_large");
   if (area !== "none" && p.method === "POST" && type !== "absent") {
+    if (!isUtf8(p.body?.bytes ?? new Uint8Array())) return problem(400, "malformed_json");
     const refused = refusedOnParse(p);
     if (refused) return problem(400, "validation_failed", refused);
   }

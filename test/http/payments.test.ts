@@ -1,6 +1,7 @@
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { duplicateKey } from "../../src/http/app.ts";
 import worker from "../../src/index.ts";
 import { uuidFrom, uuidPattern } from "../../src/core/ids.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
@@ -102,6 +103,31 @@ describe("creating a payment", () => {
     expect(problemOf(text)).toMatchObject({ status: 415, code: "unsupported_media_type" });
     const malformed = await api("/api/payments", { body: '{"amount": 1,' });
     expect(problemOf(malformed)).toMatchObject({ status: 400, code: "malformed_json" });
+  });
+
+  it("answers 400 malformed_json to bytes that are not UTF-8 (never replaced: two different bodies would read the same)", async () => {
+    const utf8 = (s: string) => [...new TextEncoder().encode(s)];
+    // A stray byte, and a lone surrogate encoded as UTF-8 (its escaped form is refused as text too).
+    for (const bad of [[0xff], [0xed, 0xa0, 0x80]]) {
+      const body = Uint8Array.from([...utf8('{"amount": 1, "currency": "GBP", "metadata": {"a": "'), ...bad, ...utf8('"}}')]);
+      const res = await api("/api/payments", { body, headers: { "idempotency-key": crypto.randomUUID() } });
+      expect(problemOf(res)).toMatchObject({ status: 400, code: "malformed_json" });
+      expect(res.body.detail).toBe("the body is not valid UTF-8");
+    }
+    expect((await api("/api/payments", { body: Uint8Array.from(utf8('{"amount": 1, "currency": "GBP", "metadata": {"a": "é"}}')) })).status).toBe(201);
+  });
+
+  it("answers 400 validation_failed to a key given twice in one object, at any depth, however it is escaped", async () => {
+    const amount = await api("/api/payments", { body: '{"amount": 10, "currency": "GBP", "amount": 20}' });
+    expect(problemOf(amount)).toMatchObject({ status: 400, code: "validation_failed" });
+    expect(amount.body.errors).toEqual({ amount: ["amount is given more than once"] });
+    const nested = await api("/api/payments", { body: '{"amount": 10, "currency": "GBP", "metadata": {"a": "1", "\\u0061" : "2"}}' });
+    expect(nested.body.errors).toEqual({ a: ["a is given more than once"] });
+    // The same key in two objects, a key's text as a value, quotes and braces inside strings: no key twice.
+    const fine = await api("/api/payments", { body: '{"amount": 10, "currency": "GBP", "metadata": {"amount": "amount\\"{[", "currency": "}]"}}' });
+    expect(fine.status).toBe(201);
+    expect(duplicateKey('[{"a": 1}, {"a": 1}]')).toBeUndefined();
+    expect(duplicateKey('{"a": {"b": 1}, "b": [{"a": 2}], "c": "\\"a\\":", "a": 3}')).toBe("a");
   });
 });
 

@@ -73,7 +73,7 @@ export class PaymentObject extends DurableObject<Env> {
   /** Set once the stream is known (loaded, or created here): reads and non-create commands wait for it. */
   private loading: Promise<void> | null = null;
   private unrelayed: EventDocument[] = [];
-  /** Refund notifications already sent (they append no event): read from storage once, then kept here. */
+  /** Notifications already sent that append no event (a refund's outcome, how a payment ended): read from storage once, then kept here. */
   private notified: Set<string> | null = null;
   /** The queue's lag as its consumer last observed it, read when an alarm fires (see ../queue/health.ts). */
   private queueLagMs = 0;
@@ -628,6 +628,11 @@ export class PaymentObject extends DurableObject<Env> {
         result = await provider.notify(s, key, this.notification(step), nowSeconds());
         onOk = () => ({ type: "CompletePayment", at });
         break;
+      case "notify-outcome":
+        result = await provider.notify(s, key, this.notification(step), nowSeconds());
+        // As a refund's: it appends nothing, unless it had stalled.
+        onOk = () => (p.stalled?.step === "notify-outcome" ? { type: "RecoverStep", step: "notify-outcome", at } : null);
+        break;
       case "refund":
         result = await provider.refund(s, key, p.reference ?? "", toMajor(step.refund.amountMinor, p.currency));
         onOk = (v: { refundId: string }) => ({ type: "RecordRefundSucceeded", refundId: step.refund.id, providerRefundId: v.refundId, at });
@@ -664,7 +669,7 @@ export class PaymentObject extends DurableObject<Env> {
       }
       await executed.publish();
     }
-    if (step.kind === "notify-refund") {
+    if (step.kind === "notify-refund" || step.kind === "notify-outcome") {
       this.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
       this.notified?.add(key);
     }
@@ -676,7 +681,7 @@ export class PaymentObject extends DurableObject<Env> {
    * The body of the notification a step sends: the payment or refund as of the event that triggers it, dated by that
    * event. A function of the stream alone, so every attempt sends the same body without keeping it.
    */
-  private notification(step: Extract<StepToRun, { kind: "notify" | "notify-refund" }>) {
+  private notification(step: Extract<StepToRun, { kind: "notify" | "notify-outcome" | "notify-refund" }>) {
     const { eventId, version } = step.trigger;
     // Objects of earlier releases kept the body of a notification they had begun sending: their retries send that one.
     // (A new object has none: it is not asked, which would also write the bookkeeping behind now.)
@@ -691,7 +696,9 @@ export class PaymentObject extends DurableObject<Env> {
     }
     // A settlement is early in its stream: when the payment has moved on since, replaying up to it reads a few events.
     const then = (version === this.version ? this.state : replay(this.kept(1, version)).state) as Payment;
-    return notificationBody({ paymentId: then.id, eventId, type: "payment.settled", data: paymentResource(then, version), createdAt: then.times.settledAt! });
+    const [type, createdAt] =
+      step.kind === "notify" ? ["payment.settled", then.times.settledAt] : then.status === "failed" ? ["payment.failed", then.times.failedAt] : ["payment.cancelled", then.times.cancelledAt];
+    return notificationBody({ paymentId: then.id, eventId, type, data: paymentResource(then, version), createdAt: createdAt! });
   }
 
   /** Answers a failure when the provider does not cancel its payment, or null once it is cancelled. */
@@ -712,9 +719,9 @@ export class PaymentObject extends DurableObject<Env> {
       : failure("provider_unavailable", "the payment provider is unavailable; retry later", { retryAfterSeconds: 1 });
   }
 
-  /** Notifications of a refund's outcome append nothing: whether they were delivered is kept here. */
+  /** Notifications of a refund's outcome, or of how a payment ended, append nothing: whether they were delivered is kept here. */
   private isDone(step: StepToRun) {
-    if (step.kind !== "notify-refund") return false;
+    if (step.kind !== "notify-refund" && step.kind !== "notify-outcome") return false;
     this.notified ??= new Set(this.sql.exec<{ trigger_id: string }>("SELECT trigger_id FROM steps WHERE done_at IS NOT NULL").toArray().map((r) => r.trigger_id));
     return this.notified.has(step.trigger.eventId);
   }

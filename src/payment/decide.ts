@@ -99,8 +99,10 @@ export function decide(command: Command, state: State): Decision {
         const due = step === "refund" ? refund.status === "pending" : step === "notify-refund" && refund.status !== "pending";
         return !due || refund.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
       }
-      if (isTerminal(p)) return illegal(p, `stall step ${step}`);
-      return nextStep(p)?.kind !== step || p.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
+      const next = nextStep(p);
+      // An ended payment has one step left at most: telling the merchant how it ended.
+      if (isTerminal(p) && next?.kind !== step) return illegal(p, `stall step ${step}`);
+      return next?.kind !== step || p.stalled?.step === step ? accept() : accept({ type: "PaymentStepStalled", data });
     }
     case "RecoverStep": {
       const { step, refundId, at } = command;

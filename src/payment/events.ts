@@ -2,8 +2,8 @@
 // `eventData` (PascalCase, as Regis Pay writes it). Add fields beside, upcast in the codec, never rename in place.
 
 /** A lifecycle step that can fail or stall. */
-export type Step = "create" | "settle" | "notify" | "cancel" | "refund" | "notify-refund";
-export const steps = ["create", "settle", "notify", "cancel", "refund", "notify-refund"] as const satisfies readonly Step[];
+export type Step = "create" | "settle" | "notify" | "notify-outcome" | "cancel" | "refund" | "notify-refund";
+export const steps = ["create", "settle", "notify", "notify-outcome", "cancel", "refund", "notify-refund"] as const satisfies readonly Step[];
 
 export type PaymentEvent =
   | {

@@ -5,10 +5,12 @@ export type StepToRun =
   | { kind: "create"; trigger: Trigger }
   | { kind: "settle"; trigger: Trigger; reference: string }
   | { kind: "notify"; trigger: Trigger }
+  /** A failed or cancelled payment's notification: it appends nothing (the payment has ended). */
+  | { kind: "notify-outcome"; trigger: Trigger }
   | { kind: "refund"; trigger: Trigger; refund: Refund }
   | { kind: "notify-refund"; trigger: Trigger; refund: Refund };
 
-/** What the payment's own lifecycle must do next: create at the provider, settle, notify, or nothing. */
+/** What the payment's own lifecycle must do next: create at the provider, settle, notify (its settlement, or how it ended), or nothing. */
 export function nextStep(state: State): StepToRun | null {
   if (state.status === "none") return null;
   switch (state.status) {
@@ -19,6 +21,9 @@ export function nextStep(state: State): StepToRun | null {
       return state.reference ? { kind: "settle", trigger: state.trigger, reference: state.reference } : null;
     case "settled":
       return { kind: "notify", trigger: state.trigger };
+    case "failed":
+    case "cancelled":
+      return { kind: "notify-outcome", trigger: state.trigger };
     default:
       return null;
   }

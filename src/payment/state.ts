@@ -31,7 +31,7 @@ export type Payment = {
   currency: string;
   metadata: Record<string, string>;
   reference: string | null;
-  /** The newest Initiated/Created/Settled event: it triggers the next lifecycle step. */
+  /** The newest Initiated/Created/Settled/Failed/Cancelled event: it triggers the next lifecycle step. */
   trigger: Trigger;
   stalled: Stall | null;
   failure: { step: Step; reason: string } | null;
@@ -121,6 +121,7 @@ export function evolve(state: State, event: Recorded): State {
       return {
         ...p,
         status: "failed",
+        trigger: triggerOf(event),
         stalled: null,
         failure: { step: event.data.Step, reason: event.data.Reason },
         times: { ...p.times, failedAt: event.data.Timestamp },
@@ -129,6 +130,7 @@ export function evolve(state: State, event: Recorded): State {
       return {
         ...p,
         status: "cancelled",
+        trigger: triggerOf(event),
         stalled: null,
         cancellation: { reason: event.data.Reason },
         times: { ...p.times, cancelledAt: event.data.Timestamp },

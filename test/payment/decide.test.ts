@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { decide, type Command } from "../../src/payment/decide.ts";
+import type { PaymentEvent } from "../../src/payment/events.ts";
 import { at, cancelled, completed, created, failed, initiated, paymentId, refundFailed, refundRequested, refundSucceeded, settled } from "./fixtures.ts";
 import { given } from "./given.ts";
 
@@ -166,6 +167,13 @@ describe.each([
     given(...history)
       .when(status === "failed" ? fail : cancel())
       .thenNothing());
+  it("stalls and recovers only the notification of how it ended", () => {
+    const stallNotify: Command = { type: "StallStep", step: "notify-outcome", reason: "merchant down", attempts: 4, at };
+    const stalled: PaymentEvent = { type: "PaymentStepStalled", data: { Step: "notify-outcome", Reason: "merchant down", Attempts: 4, Timestamp: at } };
+    given(...history).when(stallNotify).then([stalled]);
+    given(...history, stalled).when(stallNotify).thenNothing();
+    given(...history, stalled).when({ type: "RecoverStep", step: "notify-outcome", at }).then([{ type: "PaymentStepRecovered", data: { Step: "notify-outcome", Timestamp: at } }]);
+  });
   it("cannot be cancelled unless it already is", () => {
     if (status === "failed") given(...history).when(cancel()).thenRejected("payment_not_cancellable");
     else given(...history).when(fail).thenRejected("invalid_transition");

@@ -156,6 +156,33 @@ describe("a payment created over HTTP", () => {
     const failed = await waitForPayment(payment.id, terminal);
     expect(failed).toMatchObject({ status: "failed", failure: { step: "create", reason: "card_declined" }, paymentReference: null });
     expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentFailed"]);
+    // The merchant is told, once, signed (the simulator verified it), and nothing is appended for it.
+    const notes = await vi.waitFor(
+      async () => {
+        const sent = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id);
+        if (sent.length === 0) throw new Error("not notified yet");
+        return sent;
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(notes.map((c: Json) => c.status)).toEqual([200]);
+    expect(JSON.parse(notes[0]!.body.jsonPayload)).toMatchObject({ type: "payment.failed", createdAt: failed.failedAt, data: { status: "failed", failure: { step: "create", reason: "card_declined" } } });
+    await vi.waitFor(async () => expect((await api(`/admin/payments/${payment.id}/relay`, { key: keys.admin })).body).toMatchObject({ undelivered: [] }), { timeout: 10_000, interval: 50 });
+    expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentFailed"]);
+  });
+
+  it("shows a failed payment's notification stalled until a re-drive delivers it, then no longer", async () => {
+    await simulator.settings({ declines: [{ route: "create", amountEquals: 66.67, code: "card_declined", reason: "insufficient funds" }], failNext: { route: "notify", count: 3, status: 500 } });
+    const payment = await createPayment({ amount: 66.67, currency: "GBP" });
+    const stalled = await waitForPayment(payment.id, (p) => p.stalled !== null);
+    expect(stalled).toMatchObject({ status: "failed", stalled: { step: "notify-outcome", attempts: 3 } });
+    expect(await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).toMatchObject({ status: 202, body: { redriven: 1 } });
+    expect(await waitForPayment(payment.id, (p) => p.stalled === null)).toMatchObject({ status: "failed" });
+    expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentFailed", "PaymentStepStalled", "PaymentStepRecovered"]);
+    // Every attempt sent the same body, the last one through.
+    const notes = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id);
+    expect(notes.map((c: Json) => c.status)).toEqual([500, 500, 500, 200]);
+    expect(new Set(notes.map((c: Json) => c.body.jsonPayload)).size).toBe(1);
   });
 
   it("is marked stalled when a step exhausts its retries, and completes once re-driven", async () => {

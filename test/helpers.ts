@@ -195,6 +195,21 @@ export const emulator = {
   clearFaults: () => fetch(`${cosmos()}/_emulator/faults`, { method: "DELETE" }),
 };
 
+/**
+ * Waits until the merchant got a notification of `type` about the payment (answered 200: the simulator verified its
+ * signature), and answers every notification call about it.
+ */
+export function notified(paymentId: string, type: string) {
+  return vi.waitFor(
+    async () => {
+      const calls = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === paymentId);
+      if (!calls.some((c: Json) => c.status === 200 && JSON.parse(c.body.jsonPayload).type === type)) throw new Error(`no ${type} notification about ${paymentId} yet`);
+      return calls;
+    },
+    { timeout: 10_000, interval: 50 },
+  );
+}
+
 const atProvider = (reference: string, action: "cancel" | "settle") =>
   fetch(`${provider()}/psp/api/payments/${encodeURIComponent(reference)}/${action}`, { method: "POST", headers: { "content-type": "application/json", "idempotency-key": crypto.randomUUID() }, body: "{}" });
 

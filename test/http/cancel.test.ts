@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
-import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { afterEach, describe, expect, it } from "vitest";
+import { api, createPayment, notified, simulator, store, waitForPayment, type Json } from "../helpers.ts";
 
 const types = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.eventType);
 
@@ -23,14 +23,7 @@ describe("cancelling a payment", () => {
     const payment = await createPayment({ amount: 507, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.stalled !== null);
     const cancelled = (await api(`/api/payments/${payment.id}/cancel`, { body: { reason: "out of stock" } })).body;
-    const notes = await vi.waitFor(
-      async () => {
-        const sent = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id);
-        if (sent.length === 0) throw new Error("not notified yet");
-        return sent;
-      },
-      { timeout: 10_000, interval: 50 },
-    );
+    const notes = await notified(payment.id, "payment.cancelled");
     expect(notes.map((c: Json) => c.status)).toEqual([200]);
     expect(JSON.parse(notes[0]!.body.jsonPayload)).toMatchObject({ type: "payment.cancelled", createdAt: cancelled.cancelledAt, data: { status: "cancelled", cancellation: { reason: "out of stock" } } });
     expect(await types(payment.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled", "PaymentCancelled"]);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { api, createPayment, simulator, store, waitForPayment, type Json } from "../helpers.ts";
+import { api, createPayment, notified, simulator, store, waitForPayment, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const settledPayment = async (amount: number, currency = "GBP") => {
@@ -34,7 +34,7 @@ describe("refunds", () => {
     expect(done).toMatchObject({ refundedAmount: 12.34, status: "completed" });
     const list = await api(`/api/payments/${payment.id}/refunds`);
     expect(list.body.refunds).toEqual([expect.objectContaining({ id: res.body.id, status: "succeeded", providerRefundId: expect.any(String) })]);
-    await waitForPaymentNotification(payment.id, "refund.succeeded");
+    await notified(payment.id, "refund.succeeded");
   });
 
   it("replay one refund for a retry with its Idempotency-Key, and refuse the key with another amount", async () => {
@@ -56,7 +56,7 @@ describe("refunds", () => {
     const failed = await waitForPayment(payment.id, (p) => p.refunds[0]?.status === "failed");
     expect(failed.refunds[0]).toMatchObject({ status: "failed", failureReason: "refund_declined" });
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 50 } })).status).toBe(202);
-    await waitForPaymentNotification(payment.id, "refund.failed");
+    await notified(payment.id, "refund.failed");
   });
 
   it("show a stalled notification of theirs until a re-drive delivers it, then no longer", async () => {
@@ -68,7 +68,7 @@ describe("refunds", () => {
     const listed = async () => (await api(`/api/payments?limit=100`)).body.data.find((p: Json) => p.id === payment.id);
     await vi.waitFor(async () => expect(await listed()).toMatchObject({ stalled: true }), { timeout: 10_000, interval: 50 });
     expect(await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).toMatchObject({ status: 202, body: { redriven: 1 } });
-    await waitForPaymentNotification(payment.id, "refund.succeeded");
+    await notified(payment.id, "refund.succeeded");
     const recovered = await waitForPayment(payment.id, (p) => p.refunds[0]?.stalled === null);
     expect(recovered.refunds[0]).toMatchObject({ status: "succeeded", stalled: null });
     await vi.waitFor(async () => expect(await listed()).toMatchObject({ stalled: false }), { timeout: 10_000, interval: 50 });
@@ -95,14 +95,3 @@ describe("refunds", () => {
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: -1 } })).status).toBe(400);
   });
 });
-
-async function waitForPaymentNotification(paymentId: string, type: string) {
-  const { vi } = await import("vitest");
-  await vi.waitFor(
-    async () => {
-      const notes = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === paymentId && c.status === 200);
-      expect(notes.map((n: Json) => JSON.parse(n.body.jsonPayload).type)).toContain(type);
-    },
-    { timeout: 10_000, interval: 50 },
-  );
-}

@@ -10,7 +10,7 @@ import worker from "../../src/index.ts";
 import { paymentSummary, type PaymentResource } from "../../src/payment/resource.ts";
 import { initialState, type Payment } from "../../src/payment/state.ts";
 import { eventMessage } from "../../src/queue/message.ts";
-import { api, counter, createPayment, createUnrelayed, evict, behindItsBack, setCounter, markUnknownAppend, simulator, store, waitForAll, waitForPayment, whileListFails, type Json } from "../helpers.ts";
+import { api, counter, createPayment, notified, createUnrelayed, evict, behindItsBack, setCounter, markUnknownAppend, simulator, store, waitForAll, waitForPayment, whileListFails, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const terminal = (p: PaymentResource) => ["completed", "failed", "cancelled"].includes(p.status);
@@ -157,14 +157,7 @@ describe("a payment created over HTTP", () => {
     expect(failed).toMatchObject({ status: "failed", failure: { step: "create", reason: "card_declined" }, paymentReference: null });
     expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentFailed"]);
     // The merchant is told, once, signed (the simulator verified it), and nothing is appended for it.
-    const notes = await vi.waitFor(
-      async () => {
-        const sent = (await simulator.calls()).filter((c: Json) => c.route === "notify" && c.body?.id === payment.id);
-        if (sent.length === 0) throw new Error("not notified yet");
-        return sent;
-      },
-      { timeout: 10_000, interval: 50 },
-    );
+    const notes = await notified(payment.id, "payment.failed");
     expect(notes.map((c: Json) => c.status)).toEqual([200]);
     expect(JSON.parse(notes[0]!.body.jsonPayload)).toMatchObject({ type: "payment.failed", createdAt: failed.failedAt, data: { status: "failed", failure: { step: "create", reason: "card_declined" } } });
     await vi.waitFor(async () => expect((await api(`/admin/payments/${payment.id}/relay`, { key: keys.admin })).body).toMatchObject({ undelivered: [] }), { timeout: 10_000, interval: 50 });

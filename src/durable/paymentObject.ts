@@ -217,8 +217,8 @@ export class PaymentObject extends DurableObject<Env> {
     const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), 1, at.atVersion);
     // The stream up to its first event not known to be at or before the time: clocks of several writers may disagree,
     // and skipping an event while keeping later ones would show a state the payment never had.
-    const asOf = at.asOf === undefined ? Number.POSITIVE_INFINITY : Date.parse(at.asOf);
-    const after = docs.findIndex((d) => !(Date.parse(String(d.eventData.Timestamp)) <= asOf));
+    const asOf = at.asOf === undefined ? null : instant(at.asOf);
+    const after = asOf === null ? -1 : docs.findIndex((d) => !notAfter(instant(String(d.eventData.Timestamp)), asOf));
     const then = replay(after === -1 ? docs : docs.slice(0, after));
     if (then.state.status === "none") return failure("payment_not_found", `the payment did not exist at ${at.asOf}`);
     return { ok: true, status: 200, body: paymentResource(then.state, then.version) };
@@ -1134,5 +1134,15 @@ export class PaymentObject extends DurableObject<Env> {
 }
 
 const now = () => new Date().toISOString();
+/**
+ * An ISO 8601 time as [milliseconds since the epoch, nanoseconds below them]: Date.parse keeps milliseconds only, and
+ * .NET (Regis Pay's documents) writes seven digits of a second. NaN milliseconds for a time that does not parse.
+ */
+const instant = (iso: string): [number, number] => {
+  const below = /\.\d{3}(\d{1,6})/.exec(iso)?.[1] ?? "";
+  return [Date.parse(iso.replace(/(\.\d{3})\d+/, "$1")), Number(below.padEnd(6, "0"))];
+};
+/** Whether time a is at or before time b (false when either does not parse). */
+const notAfter = (a: [number, number], b: [number, number]) => a[0] < b[0] || (a[0] === b[0] && a[1] <= b[1]);
 const lagReason = "an append committed that Cosmos's reads do not show yet";
 const nowSeconds = () => Math.floor(Date.now() / 1000);

@@ -622,6 +622,22 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${id}?asOf=${t(25)}`)).body).toMatchObject({ status: "settled", version: 3 });
   });
 
+  it("compares times past milliseconds, as .NET writes them (seven digits of a second)", async () => {
+    const id = crypto.randomUUID();
+    const s = `pay:${id}`;
+    const docs = [
+      { type: "PaymentInitiated", data: { PaymentId: id, Amount: 12, Currency: "GBP", MerchantId: "merchant-a", Timestamp: "2026-01-01T12:00:00.0000000Z" } },
+      { type: "PaymentCreated", data: { PaymentReference: `ref-${id}`, Timestamp: "2026-01-01T12:00:01.0004673Z" } },
+    ].map((e, i) => encode(s, i + 1, e as Parameters<typeof encode>[2], { eventId: crypto.randomUUID(), correlationId: null, causationId: null }));
+    expect(await store().append(s, 0, docs)).toEqual({ ok: true, version: 2 });
+    const statusAt = async (asOf: string) => (await api(`/api/payments/${id}?asOf=${encodeURIComponent(asOf)}`)).body.status;
+    // Within the creation's millisecond, before it: not yet created.
+    expect(await statusAt("2026-01-01T12:00:01.000Z")).toBe("initiated");
+    expect(await statusAt("2026-01-01T12:00:01.0004672Z")).toBe("initiated");
+    expect(await statusAt("2026-01-01T12:00:01.0004673Z")).toBe("created");
+    expect(await statusAt("2026-01-01T13:00:01.0005+01:00")).toBe("created");
+  });
+
   it("serves Regis Pay's own four documents to the legacy merchant as a completed 86.1 GBP payment", async () => {
     const container = store().container;
     for (const doc of seed.documents) {

@@ -5,13 +5,7 @@ import { log } from "../core/log.ts";
 import type { Config } from "../config.ts";
 import { projectAll } from "../readModel/payments.ts";
 import { observedLagMs, recordLag } from "./health.ts";
-import { dueIn, eventMessageSchema, type EventMessage } from "./message.ts";
-
-/** Exponential backoff with full jitter, in whole seconds (the queue's unit), capped. */
-export function backoffSeconds(config: Config, attempts: number, random = Math.random) {
-  const ceiling = Math.min(config.RETRY_MAX_SECONDS, config.RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
+import { backoffSeconds, dueIn, eventMessageSchema, type EventMessage } from "./message.ts";
 
 export async function consume(batch: MessageBatch<unknown>, env: Env, config: Config, deadLetters: boolean) {
   const events = batch.messages.flatMap((message) => {

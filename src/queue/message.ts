@@ -1,5 +1,6 @@
 // The relay's message: one committed event, validated with zod where it enters the consumer.
 import { z } from "zod";
+import type { Config } from "../config.ts";
 import type { PaymentSummary } from "../payment/resource.ts";
 import { eventIdOf, type EventDocument } from "../core/eventStore.ts";
 
@@ -29,6 +30,12 @@ export const eventMessageSchema = z.object({
 });
 
 export type EventMessage = z.infer<typeof eventMessageSchema>;
+
+/** How long a message waits before its next attempt: exponential backoff with jitter, in whole seconds (the queue's unit), capped. */
+export function backoffSeconds(config: Config, attempts: number, random = Math.random) {
+  const ceiling = Math.min(config.RETRY_MAX_SECONDS, config.RETRY_BASE_SECONDS * 2 ** Math.max(0, attempts - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
 
 /**
  * A message to send, due in `delaySeconds`: a delayed one carries `notBefore`, which keeps the wait it was given out of

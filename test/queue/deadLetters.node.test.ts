@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
-import { backoffSeconds } from "../../src/queue/consumer.ts";
+import { backoffSeconds } from "../../src/queue/message.ts";
 
 const toml = readFileSync(new URL("../../wrangler.toml", import.meta.url), "utf8");
 /** Each environment's dead-letter consumer block: its max_retries (undefined when left to the platform's default). */

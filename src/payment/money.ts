@@ -33,12 +33,12 @@ export function toMinor(amount: number, currency: string): MinorResult {
 export const parsedExactly = (literal: string, value: number) => Number.isFinite(value) && new Big(literal).eq(value);
 
 /**
- * Minor units of an amount already stored (Regis Pay accepted any number of decimals):
- * rounded half-even to the currency's precision instead of refused.
+ * Minor units of an amount already stored (Regis Pay accepted any number of decimals): rounded down to the
+ * currency's precision instead of refused, so that neither the refunds allowed nor a charge made from it exceed it.
  */
 export function storedToMinor(amount: number, currency: string): number {
   const digits = minorDigits(currency) ?? 2;
-  return new Big(amount).times(new Big(10).pow(digits)).round(0, Big.roundHalfEven).toNumber();
+  return new Big(amount).times(new Big(10).pow(digits)).round(0, Big.roundDown).toNumber();
 }
 
 /**

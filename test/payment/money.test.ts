@@ -39,8 +39,10 @@ describe("money in ISO 4217 minor units", () => {
       { numRuns: 2000 },
     );
   });
-  it("rounds legacy stored amounts with extra decimals half-even", () => {
+  it("rounds legacy stored amounts with extra decimals down (refunds and a charge never exceed what was stored)", () => {
     expect(storedToMinor(86.125, "GBP")).toBe(8612);
-    expect(storedToMinor(86.135, "GBP")).toBe(8614);
+    expect(storedToMinor(86.139, "GBP")).toBe(8613);
+    expect(storedToMinor(10.015, "GBP")).toBe(1001);
+    expect(storedToMinor(86.1, "GBP")).toBe(8610);
   });
 });

@@ -166,16 +166,16 @@ route(
     path: "/payments/{id}/refunds",
     summary: "Refund part or all of a settled payment",
     security,
-    request: { params: paymentIdParam, body: { ...json(refundBody), required: true }, headers: idempotencyKeyHeader },
+    request: { params: paymentIdParam, body: { ...json(refundBody), required: false }, headers: idempotencyKeyHeader },
     responses: { 202: { description: "The refund, pending at the provider", ...json(refundSchema), headers: replayed }, ...commandProblems(404, 409) },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    const { amount } = c.req.valid("json");
+    const { amount } = (c.req.valid("json") ?? {}) as z.infer<typeof refundBody>;
     const max = c.get("config").MAX_AMOUNT;
-    if (amount > max) return problem(c, "validation_failed", { errors: { amount: [`amount must be at most ${max}`] } });
+    if (amount !== undefined && amount > max) return problem(c, "validation_failed", { errors: { amount: [`amount must be at most ${max}`] } });
     const key = c.req.header("idempotency-key") ?? null;
-    return answer(c, await c.env.PAYMENTS.getByName(id).refund(c.get("caller"), id, amount, key));
+    return answer(c, await c.env.PAYMENTS.getByName(id).refund(c.get("caller"), id, amount ?? null, key));
   },
 );
 

@@ -49,7 +49,9 @@ export const cancelBody = z
   })
   .openapi("CancelPayment");
 
-export const refundBody = z.strictObject({ amount: amountSchema }).openapi("CreateRefund");
+export const refundBody = z
+  .strictObject({ amount: amountSchema.optional().openapi({ description: "Without it, all that is left to refund" }) })
+  .openapi("CreateRefund");
 
 // UUIDs are case-insensitive (RFC 9562); payment ids are stored, and objects named, in lower case.
 export const paymentIdParam = z.object({ id: z.uuid().toLowerCase().openapi({ param: { name: "id", in: "path" }, example: "7551548a-b366-4081-9330-ae19bfc5557f" }) });

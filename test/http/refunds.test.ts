@@ -25,6 +25,21 @@ describe("refunds", () => {
     expect(done.refunds).toHaveLength(50);
   });
 
+  it("without an amount refund all that is left (a failed refund's amount included), then answer 422: nothing is left", async () => {
+    await simulator.settings({ declines: [{ route: "refund", amountEquals: 3, code: "refund_declined", reason: "too late" }] });
+    const payment = await settledPayment(20);
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 5 } })).status).toBe(202);
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 3 } })).status).toBe(202);
+    await waitForPayment(payment.id, (p) => p.refunds.every((r) => r.status !== "pending"));
+    const rest = await api(`/api/payments/${payment.id}/refunds`, { method: "POST", headers: { "idempotency-key": `rest-${payment.id}` } });
+    expect(rest).toMatchObject({ status: 202, body: { object: "refund", amount: 15, status: "pending" } });
+    // Its key replays it, bodiless or with `{}`, though nothing is left now.
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: {}, headers: { "idempotency-key": `rest-${payment.id}` } })).body.id).toBe(rest.body.id);
+    const none = await api(`/api/payments/${payment.id}/refunds`, { body: {} });
+    expect(none).toMatchObject({ status: 422, body: { code: "refund_exceeds_amount", detail: "nothing is left to refund" } });
+    expect((await waitForPayment(payment.id, (p) => p.refunds.every((r) => r.status !== "pending"))).refundedAmount).toBe(20);
+  });
+
   it("answer 202 with the refund, then run it at the provider and notify the merchant, signed", async () => {
     const payment = await settledPayment(80);
     const res = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 12.34 } });

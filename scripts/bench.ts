@@ -527,7 +527,8 @@ Command cost: \`warmCommandP50Ms_N\` is a refund on a warm object, timed end to 
 stream, then the stored procedure), with no HTTP or Worker in the way, and \`appendP50Ms_N\` is its append alone,
 which is the warm path's only Cosmos work. So the columns are not one path against the other: compare how each grows
 with the stream (\`streamCostRatio\`, \`regisStreamCostRatio\`), and the Cosmos work per command (\`appendP50Ms_N\`
-for ours, \`regisCommandP50Ms_N\` for Regis Pay's).
+for ours, \`regisCommandP50Ms_N\` for Regis Pay's). Eleven samples of each length, the lengths taking turns (10, 100,
+1,000, then again), each on a stream of its own written straight into Cosmos.
 
 Cosmos cost: \`sprocPerPayment\` and \`cosmosRequestsPerPayment\` are counted over the 5 payments/s run (a steady
 rate); \`backlogCosmosRequestsPerPayment\` over the 1,000-payment backlog, whose completion the benchmark

@@ -29,7 +29,7 @@ import { streamIdOf } from "../payment/events.ts";
 import { nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
 import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
-import { committedRefundMinor, initialState, type Payment, type State } from "../payment/state.ts";
+import { initialState, type Payment, type State } from "../payment/state.ts";
 import { notificationBody, provider } from "../provider/client.ts";
 import { currentLagMs } from "../queue/health.ts";
 import { dueIn, eventMessage, type EventMessage } from "../queue/message.ts";
@@ -270,10 +270,9 @@ export class PaymentObject extends DurableObject<Env> {
         const owned = await this.owned(caller, paymentId);
         if (!owned.ok) return owned;
         const p = owned.payment;
-        const minor = amount === null ? { ok: true as const, minor: p.amountMinor - committedRefundMinor(p) } : toMinor(amount, p.currency);
+        const minor = amount === null ? { ok: true as const, minor: "rest" as const } : toMinor(amount, p.currency);
         if (!minor.ok)
           return failure("validation_failed", "the refund amount is invalid", { errors: { amount: [`at most ${p.currency}'s minor-unit decimals`] } });
-        if (minor.minor <= 0) return failure("refund_exceeds_amount", "nothing is left to refund");
         const refundId = idempotencyKey ? uuidFrom("refund", paymentId, idempotencyKey) : crypto.randomUUID();
         const executed = await this.execute(
           { type: "RequestRefund", refundId, amountMinor: minor.minor, at: now() },

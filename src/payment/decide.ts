@@ -23,7 +23,8 @@ export type Command =
   | { type: "RecoverStep"; step: Step; refundId?: string; at: string }
   /** `providerReference`: the provider payment a create attempt may have made, found before cancelling it. */
   | { type: "CancelPayment"; reason: string | null; providerReference?: string; at: string }
-  | { type: "RequestRefund"; refundId: string; amountMinor: number; at: string }
+  /** `amountMinor` "rest": all that is left to refund, as the state decides it (a retry of it finds its refund by id). */
+  | { type: "RequestRefund"; refundId: string; amountMinor: number | "rest"; at: string }
   | { type: "RecordRefundSucceeded"; refundId: string; providerRefundId: string; at: string }
   | { type: "RecordRefundFailed"; refundId: string; reason: string; at: string };
 
@@ -50,7 +51,8 @@ const sameMetadata = (a: Record<string, string>, b: Record<string, string>) =>
 
 export function decide(command: Command, state: State): Decision {
   // The API validates amounts; the domain holds the line too, since a negative refund would free refundable money.
-  if ((command.type === "InitiatePayment" || command.type === "RequestRefund") && !(Number.isSafeInteger(command.amountMinor) && command.amountMinor > 0))
+  const amountMinor = "amountMinor" in command ? command.amountMinor : null;
+  if (typeof amountMinor === "number" && !(Number.isSafeInteger(amountMinor) && amountMinor > 0))
     return reject("validation_failed", "an amount must be a positive whole number of minor units");
   if (command.type === "InitiatePayment") {
     const c = command;
@@ -85,7 +87,7 @@ export function decide(command: Command, state: State): Decision {
       return illegal(p, "complete");
     case "FailPayment":
       if (p.status === "initiated" || p.status === "created")
-        return accept({ type: "PaymentFailed", data: { Step: command.step, Reason: command.reason, Timestamp: command.at } });
+        return accept({ type: "PaymentFailed", data: { Step: command.step, Reason: command.reason, NotifyMerchant: true, Timestamp: command.at } });
       if (p.status === "failed") return accept();
       return illegal(p, "fail");
     case "StallStep": {
@@ -111,7 +113,7 @@ export function decide(command: Command, state: State): Decision {
       return accept({ type: "PaymentStepRecovered", data: { Step: step, Timestamp: at, ...(refundId ? { RefundId: refundId } : {}) } });
     }
     case "CancelPayment": {
-      const cancelled: PaymentEvent = { type: "PaymentCancelled", data: { Reason: command.reason, Timestamp: command.at } };
+      const cancelled: PaymentEvent = { type: "PaymentCancelled", data: { Reason: command.reason, NotifyMerchant: true, Timestamp: command.at } };
       if (p.status === "cancelled") return accept();
       if (p.status === "initiated" && command.providerReference)
         return accept({ type: "PaymentCreated", data: { PaymentReference: command.providerReference, Timestamp: command.at } }, cancelled);
@@ -121,15 +123,16 @@ export function decide(command: Command, state: State): Decision {
     case "RequestRefund": {
       const existing = p.refunds.find((r) => r.id === command.refundId);
       if (existing)
-        return existing.amountMinor === command.amountMinor ? accept() : reject("idempotency_key_reused", "this refund was requested with a different amount");
+        return command.amountMinor === "rest" || existing.amountMinor === command.amountMinor
+          ? accept()
+          : reject("idempotency_key_reused", "this refund was requested with a different amount");
       if (p.status === "initiated" || p.status === "created") return reject("payment_not_settled", "a payment can be refunded once it is settled");
       if (p.status !== "settled" && p.status !== "completed") return reject("payment_not_refundable", `a ${p.status} payment cannot be refunded`);
-      if (committedRefundMinor(p) + command.amountMinor > p.amountMinor)
-        return reject("refund_exceeds_amount", "the refunds would exceed the payment's amount");
-      return accept({
-        type: "RefundRequested",
-        data: { RefundId: command.refundId, Amount: toMajor(command.amountMinor, p.currency), Timestamp: command.at },
-      });
+      const left = p.amountMinor - committedRefundMinor(p);
+      if (command.amountMinor === "rest" && left === 0) return reject("refund_exceeds_amount", "nothing is left to refund");
+      const minor = command.amountMinor === "rest" ? left : command.amountMinor;
+      if (minor > left) return reject("refund_exceeds_amount", "the refunds would exceed the payment's amount");
+      return accept({ type: "RefundRequested", data: { RefundId: command.refundId, Amount: toMajor(minor, p.currency), Timestamp: command.at } });
     }
     case "RecordRefundSucceeded":
     case "RecordRefundFailed": {

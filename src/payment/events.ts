@@ -16,12 +16,13 @@ export type PaymentEvent =
   | { type: "PaymentSettled"; data: { PaymentReference?: string; Timestamp: string } }
   | { type: "PaymentCompleted"; data: { Timestamp: string } }
   /** Terminal: a permanent provider refusal before settlement. */
-  | { type: "PaymentFailed"; data: { Step: Step; Reason: string; Timestamp: string } }
+  /** `NotifyMerchant`: the merchant is told of this end (written since stop 27; an older end was never owed a notification). */
+  | { type: "PaymentFailed"; data: { Step: Step; Reason: string; NotifyMerchant?: boolean; Timestamp: string } }
   /** Not terminal: a step exhausted its retries; a re-drive continues it. RefundId for refund steps. */
   | { type: "PaymentStepStalled"; data: { Step: Step; Reason: string; Attempts: number; RefundId?: string; Timestamp: string } }
   /** A stalled step that records no event of its own (a refund's notification) went through once re-driven. */
   | { type: "PaymentStepRecovered"; data: { Step: Step; RefundId?: string; Timestamp: string } }
-  | { type: "PaymentCancelled"; data: { Reason: string | null; Timestamp: string } }
+  | { type: "PaymentCancelled"; data: { Reason: string | null; NotifyMerchant?: boolean; Timestamp: string } }
   | { type: "RefundRequested"; data: { RefundId: string; Amount: number; Timestamp: string } }
   | { type: "RefundSucceeded"; data: { RefundId: string; ProviderRefundId: string; Timestamp: string } }
   | { type: "RefundFailed"; data: { RefundId: string; Reason: string; Timestamp: string } };

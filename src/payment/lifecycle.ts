@@ -23,7 +23,8 @@ export function nextStep(state: State): StepToRun | null {
       return { kind: "notify", trigger: state.trigger };
     case "failed":
     case "cancelled":
-      return { kind: "notify-outcome", trigger: state.trigger };
+      // Only an end to notify is the trigger (see NotifyMerchant): an older one was never owed a notification.
+      return state.trigger.type === "PaymentFailed" || state.trigger.type === "PaymentCancelled" ? { kind: "notify-outcome", trigger: state.trigger } : null;
     default:
       return null;
   }

@@ -31,7 +31,7 @@ export type Payment = {
   currency: string;
   metadata: Record<string, string>;
   reference: string | null;
-  /** The newest Initiated/Created/Settled/Failed/Cancelled event: it triggers the next lifecycle step. */
+  /** The newest Initiated/Created/Settled event, or end to notify (Failed/Cancelled): it triggers the next lifecycle step. */
   trigger: Trigger;
   stalled: Stall | null;
   failure: { step: Step; reason: string } | null;
@@ -121,7 +121,7 @@ export function evolve(state: State, event: Recorded): State {
       return {
         ...p,
         status: "failed",
-        trigger: triggerOf(event),
+        ...(event.data.NotifyMerchant ? { trigger: triggerOf(event) } : {}),
         stalled: null,
         failure: { step: event.data.Step, reason: event.data.Reason },
         times: { ...p.times, failedAt: event.data.Timestamp },
@@ -130,7 +130,7 @@ export function evolve(state: State, event: Recorded): State {
       return {
         ...p,
         status: "cancelled",
-        trigger: triggerOf(event),
+        ...(event.data.NotifyMerchant ? { trigger: triggerOf(event) } : {}),
         stalled: null,
         cancellation: { reason: event.data.Reason },
         times: { ...p.times, cancelledAt: event.data.Timestamp },

@@ -232,6 +232,19 @@ describe("the payment's object", () => {
     expect(await types(id)).toEqual(["PaymentInitiated", "PaymentCancelled"]);
   });
 
+  it("replays a keyed refund of all that is left whose append landed after answering 503, though nothing is left now", async () => {
+    const { id } = await waitForPayment((await createPayment({ amount: 231, currency: "GBP" })).id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(id);
+    const refund = await appendInFlight(stub);
+    const headers = { "idempotency-key": crypto.randomUUID() };
+    expect((await api(`/api/payments/${id}/refunds`, { method: "POST", headers })).body.code).toBe("store_unavailable");
+    await refund.land();
+    await evict(stub);
+    const retried = await api(`/api/payments/${id}/refunds`, { method: "POST", headers }); console.log("RETRIED", JSON.stringify(retried.body), JSON.stringify((await store().load(`pay:${id}`)).map((d) => d.eventType)));
+    expect(retried).toMatchObject({ status: 202, body: { object: "refund", amount: 231 } });
+    expect((await store().load(`pay:${id}`)).filter((d) => d.eventType === "RefundRequested")).toHaveLength(1);
+  });
+
   it("counts the window in which an unknown append could still land from when the client gave up on it", async () => {
     const { id, stub } = await createUnrelayed(151, { quietAlarm: true, settleMs: 60_000 });
     const cancel = await appendInFlight(stub, undefined, 1_000);

@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { keys } from "../setup/constants.ts";
 import { api, createPayment, notified, simulator, store, waitForPayment, type Json } from "../helpers.ts";
 
 const types = async (id: string) => (await store().load(`pay:${id}`)).map((d) => d.eventType);
@@ -26,6 +27,9 @@ describe("cancelling a payment", () => {
     const notes = await notified(payment.id, "payment.cancelled");
     expect(notes.map((c: Json) => c.status)).toEqual([200]);
     expect(JSON.parse(notes[0]!.body.jsonPayload)).toMatchObject({ type: "payment.cancelled", createdAt: cancelled.cancelledAt, data: { status: "cancelled", cancellation: { reason: "out of stock" } } });
+    // Once every event's delivery is confirmed (the step done), still the one notification.
+    await vi.waitFor(async () => expect((await api(`/admin/payments/${payment.id}/relay`, { key: keys.admin })).body).toMatchObject({ undelivered: [] }), { timeout: 10_000, interval: 50 });
+    expect(await notified(payment.id, "payment.cancelled")).toHaveLength(1);
     expect(await types(payment.id)).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentStepStalled", "PaymentCancelled"]);
   });
 

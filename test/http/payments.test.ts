@@ -128,6 +128,10 @@ describe("creating a payment", () => {
     expect(fine.status).toBe(201);
     expect(duplicateKey('[{"a": 1}, {"a": 1}]')).toBeUndefined();
     expect(duplicateKey('{"a": {"b": 1}, "b": [{"a": 2}], "c": "\\"a\\":", "a": 3}')).toBe("a");
+    // A backslash escaped just before a closing quote ends the string there.
+    expect(duplicateKey('{"c": "a\\\\", "a": 1, "a": 2}')).toBe("a");
+    expect(duplicateKey('{"a\\\\": 1, "a\\\\": 2}')).toBe("a\\");
+    expect(duplicateKey('{"a\\\\": 1, "a": 2}')).toBeUndefined();
   });
 });
 

@@ -19,7 +19,7 @@ const complete: Command = { type: "CompletePayment", at };
 const fail: Command = { type: "FailPayment", step: "create", reason: "card_declined", at };
 const stall: Command = { type: "StallStep", step: "settle", reason: "provider unavailable", attempts: 4, at };
 const cancel = (providerReference?: string): Command => ({ type: "CancelPayment", reason: "customer asked", at, ...(providerReference ? { providerReference } : {}) });
-const refund = (refundId: string, amountMinor: number): Command => ({ type: "RequestRefund", refundId, amountMinor, at });
+const refund = (refundId: string, amountMinor: number | "rest"): Command => ({ type: "RequestRefund", refundId, amountMinor, at });
 const refundOk = (refundId: string): Command => ({ type: "RecordRefundSucceeded", refundId, providerRefundId: `provider-${refundId}`, at });
 const refundKo = (refundId: string): Command => ({ type: "RecordRefundFailed", refundId, reason: "declined", at });
 
@@ -59,13 +59,13 @@ describe("when the payment is initiated", () => {
     given(initiated(), created)
       .when(stall)
       .then([{ type: "PaymentStepStalled", data: { Step: "settle", Reason: "provider unavailable", Attempts: 4, Timestamp: at } }]));
-  it("is cancelled", () => given(initiated()).when(cancel()).then([{ type: "PaymentCancelled", data: { Reason: "customer asked", Timestamp: at } }]));
+  it("is cancelled", () => given(initiated()).when(cancel()).then([{ type: "PaymentCancelled", data: { Reason: "customer asked", NotifyMerchant: true, Timestamp: at } }]));
   it("is created then cancelled when a create attempt reached the provider", () =>
     given(initiated())
       .when(cancel("ref-9"))
       .then([
         { type: "PaymentCreated", data: { PaymentReference: "ref-9", Timestamp: at } },
-        { type: "PaymentCancelled", data: { Reason: "customer asked", Timestamp: at } },
+        { type: "PaymentCancelled", data: { Reason: "customer asked", NotifyMerchant: true, Timestamp: at } },
       ]));
   it("cannot be refunded yet", () => given(initiated()).when(refund("r1", 100)).thenRejected("payment_not_settled"));
 });
@@ -77,8 +77,8 @@ describe("when the payment is created", () => {
   it("fails on a permanent refusal of the settlement", () =>
     given(initiated(), created)
       .when({ ...fail, step: "settle" } as Command)
-      .then([{ type: "PaymentFailed", data: { Step: "settle", Reason: "card_declined", Timestamp: at } }]));
-  it("is cancelled", () => given(initiated(), created).when(cancel()).then([{ type: "PaymentCancelled", data: { Reason: "customer asked", Timestamp: at } }]));
+      .then([{ type: "PaymentFailed", data: { Step: "settle", Reason: "card_declined", NotifyMerchant: true, Timestamp: at } }]));
+  it("is cancelled", () => given(initiated(), created).when(cancel()).then([{ type: "PaymentCancelled", data: { Reason: "customer asked", NotifyMerchant: true, Timestamp: at } }]));
   it("cannot be refunded yet", () => given(initiated(), created).when(refund("r1", 100)).thenRejected("payment_not_settled"));
   it("clears a stall once the step succeeds", () => {
     const state = given(initiated(), created).when(stall).then([
@@ -154,6 +154,13 @@ describe("when the payment is completed", () => {
     given(...history).when(command).thenRejected(command.type === "CancelPayment" ? "payment_not_cancellable" : "invalid_transition");
   });
   it("can still be refunded", () => given(...history).when(refund("r1", 5000)).then([refundRequested("r1", 50)]));
+  it("refunds all that is left when asked for the rest, a failed refund's amount included, then nothing", () => {
+    const refunded = [refundRequested("r1", 10), refundSucceeded("r1"), refundRequested("r2", 5), refundFailed("r2")];
+    given(...history, ...refunded).when(refund("r3", "rest")).then([refundRequested("r3", 40)]);
+    // A retry of it (its append's answer lost) finds its refund, whatever is left now.
+    given(...history, ...refunded, refundRequested("r3", 40)).when(refund("r3", "rest")).thenNothing();
+    given(...history, ...refunded, refundRequested("r3", 40)).when(refund("r4", "rest")).thenRejected("refund_exceeds_amount");
+  });
 });
 
 describe.each([
@@ -173,6 +180,9 @@ describe.each([
     given(...history).when(stallNotify).then([stalled]);
     given(...history, stalled).when(stallNotify).thenNothing();
     given(...history, stalled).when({ type: "RecoverStep", step: "notify-outcome", at }).then([{ type: "PaymentStepRecovered", data: { Step: "notify-outcome", Timestamp: at } }]);
+    // An end written before ends were notified (no NotifyMerchant) owes nothing: no step, no stall.
+    const older = history.map((e) => (e.type === "PaymentFailed" || e.type === "PaymentCancelled" ? ({ ...e, data: { ...e.data, NotifyMerchant: undefined } } as PaymentEvent) : e));
+    given(...older).when(stallNotify).thenRejected("invalid_transition");
   });
   it("cannot be cancelled unless it already is", () => {
     if (status === "failed") given(...history).when(cancel()).thenRejected("payment_not_cancellable");

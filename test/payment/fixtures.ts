@@ -11,8 +11,8 @@ export const initiated = (amount = 86.1, currency = "GBP"): PaymentEvent => ({
 export const created: PaymentEvent = { type: "PaymentCreated", data: { PaymentReference: "ref-1", Timestamp: at } };
 export const settled: PaymentEvent = { type: "PaymentSettled", data: { PaymentReference: "ref-1", Timestamp: at } };
 export const completed: PaymentEvent = { type: "PaymentCompleted", data: { Timestamp: at } };
-export const failed: PaymentEvent = { type: "PaymentFailed", data: { Step: "create", Reason: "card_declined", Timestamp: at } };
-export const cancelled: PaymentEvent = { type: "PaymentCancelled", data: { Reason: null, Timestamp: at } };
+export const failed: PaymentEvent = { type: "PaymentFailed", data: { Step: "create", Reason: "card_declined", NotifyMerchant: true, Timestamp: at } };
+export const cancelled: PaymentEvent = { type: "PaymentCancelled", data: { Reason: null, NotifyMerchant: true, Timestamp: at } };
 export const refundRequested = (id: string, amount: number): PaymentEvent => ({
   type: "RefundRequested",
   data: { RefundId: id, Amount: amount, Timestamp: at },

@@ -14,6 +14,8 @@ const deadLetterConsumers = [...toml.matchAll(/\[\[(?:env\.(\w+)\.)?queues\.cons
 
 describe("the dead-letter queue's consumer", () => {
   it("retries, at its shortest backoff, for longer than an unknown append can take to land, in every environment", () => {
+    // Every environment takes the timers' defaults (none sets them in wrangler.toml), which are checked here.
+    expect(toml).not.toMatch(/^(RELAY_SETTLE_MS|RETRY_BASE_SECONDS|RETRY_MAX_SECONDS)\s*=/m);
     const config = loadConfig({ ENVIRONMENT: "development", COSMOS_ENDPOINT: "http://127.0.0.1:8081", COSMOS_KEY: "k", PROVIDER_URL: "http://127.0.0.1:8082", WEBHOOK_SECRET: "0123456789abcdef0123" });
     expect(deadLetterConsumers.map((c) => c.env)).toEqual(["top level", "load", "production"]);
     for (const { env, maxRetries } of deadLetterConsumers) {

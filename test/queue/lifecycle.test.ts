@@ -160,7 +160,9 @@ describe("a payment created over HTTP", () => {
     const notes = await notified(payment.id, "payment.failed");
     expect(notes.map((c: Json) => c.status)).toEqual([200]);
     expect(JSON.parse(notes[0]!.body.jsonPayload)).toMatchObject({ type: "payment.failed", createdAt: failed.failedAt, data: { status: "failed", failure: { step: "create", reason: "card_declined" } } });
+    // Once every event's delivery is confirmed (the step done), still the one notification.
     await vi.waitFor(async () => expect((await api(`/admin/payments/${payment.id}/relay`, { key: keys.admin })).body).toMatchObject({ undelivered: [] }), { timeout: 10_000, interval: 50 });
+    expect(await notified(payment.id, "payment.failed")).toHaveLength(1);
     expect(types(await history(payment.id))).toEqual(["PaymentInitiated", "PaymentFailed"]);
   });
 

@@ -36,6 +36,7 @@ const table: Record<ProblemCode, { status: number; title: string }> = {
   unsupported_media_type: { status: 415, title: "The body must be application/json" },
   idempotency_key_reused: { status: 422, title: "The Idempotency-Key was used with a different request" },
   refund_exceeds_amount: { status: 422, title: "The refunds would exceed the payment's amount" },
+  too_many_refunds: { status: 409, title: "The payment takes no more refunds" },
   upgrade_required: { status: 426, title: "This route is a WebSocket" },
   rate_limited: { status: 429, title: "Too many requests" },
   internal_error: { status: 500, title: "Internal error" },

@@ -36,6 +36,7 @@ export type RejectionCode =
   | "payment_not_settled"
   | "payment_not_refundable"
   | "refund_exceeds_amount"
+  | "too_many_refunds"
   | "refund_not_found"
   | "validation_failed";
 
@@ -48,6 +49,12 @@ const illegal = (p: Payment, what: string) => reject("invalid_transition", `cann
 
 const sameMetadata = (a: Record<string, string>, b: Record<string, string>) =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v);
+
+/**
+ * Refunds a payment takes: each is kept in its state, resource and list, which would otherwise grow with the amount over
+ * its smallest unit (a million 0.01 refunds of 10,000.00).
+ */
+export const maxRefunds = 1_000;
 
 export function decide(command: Command, state: State): Decision {
   // The API validates amounts; the domain holds the line too, since a negative refund would free refundable money.
@@ -128,6 +135,7 @@ export function decide(command: Command, state: State): Decision {
           : reject("idempotency_key_reused", "this refund was requested with a different amount");
       if (p.status === "initiated" || p.status === "created") return reject("payment_not_settled", "a payment can be refunded once it is settled");
       if (p.status !== "settled" && p.status !== "completed") return reject("payment_not_refundable", `a ${p.status} payment cannot be refunded`);
+      if (p.refunds.length >= maxRefunds) return reject("too_many_refunds", `a payment takes at most ${maxRefunds} refunds`);
       const left = p.amountMinor - committedRefundMinor(p);
       if (command.amountMinor === "rest" && left === 0) return reject("refund_exceeds_amount", "nothing is left to refund");
       const minor = command.amountMinor === "rest" ? left : command.amountMinor;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decide, type Command } from "../../src/payment/decide.ts";
+import { decide, maxRefunds, type Command } from "../../src/payment/decide.ts";
 import type { PaymentEvent } from "../../src/payment/events.ts";
 import { at, cancelled, completed, created, failed, initiated, paymentId, refundFailed, refundRequested, refundSucceeded, settled } from "./fixtures.ts";
 import { given } from "./given.ts";
@@ -154,6 +154,11 @@ describe("when the payment is completed", () => {
     given(...history).when(command).thenRejected(command.type === "CancelPayment" ? "payment_not_cancellable" : "invalid_transition");
   });
   it("can still be refunded", () => given(...history).when(refund("r1", 5000)).then([refundRequested("r1", 50)]));
+  it(`takes at most ${maxRefunds} refunds, then answers too_many_refunds though money is left`, () => {
+    const many = Array.from({ length: maxRefunds }, (_, i) => refundRequested(`r${i}`, 0.01));
+    given(initiated(), created, settled, ...many).when(refund("one-more", 1)).thenRejected("too_many_refunds");
+    given(initiated(), created, settled, ...many.slice(1)).when(refund("one-more", 1)).then([refundRequested("one-more", 0.01)]);
+  });
   it("refunds all that is left when asked for the rest, a failed refund's amount included, then nothing", () => {
     const refunded = [refundRequested("r1", 10), refundSucceeded("r1"), refundRequested("r2", 5), refundFailed("r2")];
     given(...history, ...refunded).when(refund("r3", "rest")).then([refundRequested("r3", 40)]);

@@ -12,7 +12,7 @@ import { paymentIdParam, problemResponses } from "./schemas.ts";
 export const admin = new OpenAPIHono<AppEnv>();
 
 /** An operator's route can always answer: an invalid request, a missing or wrong admin key, a passing outage. */
-const problems = (...statuses: number[]) => problemResponses(400, 401, 503, ...statuses);
+const problems = (...statuses: number[]) => problemResponses(400, 401, 403, 503, ...statuses);
 
 route(
   admin,

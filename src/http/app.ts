@@ -178,7 +178,9 @@ app.use("/api/*", async (c, next) => {
 });
 
 app.use("/admin/*", async (c, next) => {
-  if (!(await isAdmin(c.get("config"), bearer(c.req.header("authorization"))))) return problem(c, "unauthorized");
+  const key = bearer(c.req.header("authorization"));
+  // A merchant's key is a key, without an operator's permission (403, as Stripe answers a restricted key); any other is none.
+  if (!(await isAdmin(c.get("config"), key))) return problem(c, (await merchantOf(c.get("config"), key)) ? "forbidden" : "unauthorized");
   await next();
 });
 app.use("/admin/*", limitBody);

@@ -29,7 +29,7 @@ describe("re-driving every stalled payment", () => {
   it("re-drives them page by page after an outage stalled them, until every one completes", async () => {
     const ids = await twoStalled(171);
 
-    expect((await redriveStalled({}, keys.merchantA)).status).toBe(401);
+    expect((await redriveStalled({}, keys.merchantA)).status).toBe(403);
     expect((await redriveStalled({ limit: 0 })).body).toMatchObject({ code: "validation_failed", errors: { limit: expect.any(Array) } });
     const first = await redriveStalled({ limit: 1 });
     expect(first).toMatchObject({ status: 202, body: { payments: [{ id: ids[0], redriven: 1 }], next: ids[0] } });

@@ -531,7 +531,7 @@ function evaluate(p: Parts, fx: Fixtures): Verdict {
   if (area === "api" && size > limits.bodyBytes) return problem(413, "payload_too_large");
   const caller = callerOf(p.auth);
   if (area === "api" && caller !== "A" && caller !== "B") return problem(401, "unauthorized");
-  if (area === "admin" && caller !== "admin") return problem(401, "unauthorized");
+  if (area === "admin" && caller !== "admin") return caller ? problem(403, "forbidden") : problem(401, "unauthorized");
   if (area === "admin" && size > limits.bodyBytes) return problem(413, "payload_too_large");
   if (area !== "none" && p.method === "POST" && type !== "absent") {
     if (!isUtf8(p.body?.bytes ?? new Uint8Array())) return problem(400, "malformed_json");
@@ -833,7 +833,8 @@ export function strayRequests(fx: Fixtures): fc.Arbitrary<Case> {
       const type = contentTypeOf(contentType);
       if (area !== "none" && ["POST", "PUT", "PATCH"].includes(method) && (type !== "absent" || size > 0) && (type === "other" || type === "absent")) outcomes = [{ status: 415, code: "unsupported_media_type" }];
       else if (area === "api" && size > limits.bodyBytes) outcomes = [{ status: 413, code: "payload_too_large" }];
-      else if ((area === "api" && caller !== "A" && caller !== "B") || (area === "admin" && caller !== "admin")) outcomes = [{ status: 401, code: "unauthorized" }];
+      else if ((area === "api" && caller !== "A" && caller !== "B") || (area === "admin" && caller === null)) outcomes = [{ status: 401, code: "unauthorized" }];
+      else if (area === "admin" && caller !== "admin") outcomes = [{ status: 403, code: "forbidden" }];
       else if (area === "admin" && size > limits.bodyBytes) outcomes = [{ status: 413, code: "payload_too_large" }];
       else {
         // A path one segment below /api/payments/ is the read route with a bad id: its query is validated first.

@@ -338,14 +338,15 @@ describe("authentication", () => {
     for (const res of await Promise.all(attempts)) expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
   });
 
-  it("keeps operator routes for the admin key", async () => {
+  it("keeps operator routes for the admin key: a merchant's key is forbidden (403), any other key unauthorized (401)", async () => {
     const payment = await createPayment();
-    expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.merchantA })).status).toBe(401);
+    expect(problemOf(await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.merchantA }))).toMatchObject({ status: 403, code: "forbidden" });
+    expect(problemOf(await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: "sk_not_a_key" }))).toMatchObject({ status: 401, code: "unauthorized" });
     expect((await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.admin })).status).toBe(202);
     expect((await api(`/api/payments/${payment.id}`, { key: keys.admin })).status).toBe(401);
     // Operators' bodies have the same size limit, checked after their key.
     const big = JSON.stringify({ limit: 1, pad: "x".repeat(200_000) });
-    expect((await api("/admin/redrive-stalled", { body: big, key: keys.merchantA })).status).toBe(401);
+    expect((await api("/admin/redrive-stalled", { body: big, key: keys.merchantA })).status).toBe(403);
     expect(problemOf(await api("/admin/redrive-stalled", { body: big, key: keys.admin }))).toMatchObject({ status: 413, code: "payload_too_large" });
   });
 });

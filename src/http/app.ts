@@ -192,7 +192,29 @@ app.route("/api", payments);
 app.route("/api", live);
 app.route("/admin", admin);
 
-app.notFound((c) => problem(c, "not_found", { detail: `no route ${c.req.method} ${c.req.path}` }));
+/** Each path the routes serve (a pattern: `:id` is one segment), with the methods served there; HEAD with GET. */
+let served: Map<string, { pattern: RegExp; methods: Set<string> }> | undefined;
+function methodsServed(path: string) {
+  if (!served) {
+    served = new Map();
+    for (const r of app.routes.filter((r) => r.method !== "ALL")) {
+      const route = served.get(r.path) ?? { pattern: new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}$`), methods: new Set<string>() };
+      route.methods.add(r.method);
+      if (r.method === "GET") route.methods.add("HEAD");
+      served.set(r.path, route);
+    }
+  }
+  return [...new Set([...served.values()].filter((s) => s.pattern.test(path)).flatMap((s) => [...s.methods]))];
+}
+
+// A path a route serves, asked with another method: 405 naming the methods (RFC 9110 §15.5.6); any other: 404.
+app.notFound((c) => {
+  const allowed = methodsServed(c.req.path);
+  if (allowed.length === 0) return problem(c, "not_found", { detail: `no route ${c.req.method} ${c.req.path}` });
+  const res = problem(c, "method_not_allowed", { detail: `${c.req.path} answers ${allowed.join(", ")}` });
+  res.headers.set("allow", allowed.join(", "));
+  return res;
+});
 
 app.onError((err, c) => {
   // Hono's validators answer with exceptions: a body that is not JSON, or not declared as JSON.

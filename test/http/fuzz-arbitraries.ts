@@ -539,7 +539,10 @@ function evaluate(p: Parts, fx: Fixtures): Verdict {
     if (refused) return problem(400, "validation_failed", refused);
   }
 
-  if (area === "none") return p.path === (p.route === "health" ? "/health" : "/openapi.json") && (p.method === "GET" || p.method === "HEAD") ? success(200) : problem(404, "not_found");
+  if (area === "none") {
+    if (p.path !== (p.route === "health" ? "/health" : "/openapi.json")) return problem(404, "not_found");
+    return p.method === "GET" || p.method === "HEAD" ? success(200) : problem(405, "method_not_allowed");
+  }
   // Validation runs query, id, headers, body, in that order.
   if (p.route === "get" || p.route === "events") {
     const bad = queryFields(p.route, p.query.map(([k, v]) => [wellFormed(k), wellFormed(v)]));
@@ -773,6 +776,20 @@ function routingPath(pathname: string) {
   }
 }
 
+/** The methods served on a path (an id is any one segment), HEAD with GET: another method there is 405. */
+const servedPaths: [RegExp, string[]][] = [
+  [/^\/api\/payments$/, ["GET", "HEAD", "POST"]],
+  [/^\/api\/payment\/create$/, ["POST"]],
+  [/^\/api\/payments\/[^/]+$/, ["GET", "HEAD"]],
+  [/^\/api\/payments\/[^/]+\/(events|live)$/, ["GET", "HEAD"]],
+  [/^\/api\/payments\/[^/]+\/refunds$/, ["GET", "HEAD", "POST"]],
+  [/^\/api\/payments\/[^/]+\/(cancel|live-tickets)$/, ["POST"]],
+  [/^\/admin\/payments\/[^/]+\/relay$/, ["GET", "HEAD"]],
+  [/^\/admin\/(payments\/[^/]+\/redrive|redrive-stalled|read-model\/rebuild)$/, ["POST"]],
+  [/^\/(livez|health|openapi\.json)$/, ["GET", "HEAD"]],
+];
+const methodsServed = (path: string) => servedPaths.filter(([pattern]) => pattern.test(path)).flatMap(([, methods]) => methods);
+
 /** Requests to paths no route serves, or with methods the route does not have. */
 export function strayRequests(fx: Fixtures): fc.Arbitrary<Case> {
   const P = fx.own.id;
@@ -836,6 +853,7 @@ export function strayRequests(fx: Fixtures): fc.Arbitrary<Case> {
       else if ((area === "api" && caller !== "A" && caller !== "B") || (area === "admin" && caller === null)) outcomes = [{ status: 401, code: "unauthorized" }];
       else if (area === "admin" && caller !== "admin") outcomes = [{ status: 403, code: "forbidden" }];
       else if (area === "admin" && size > limits.bodyBytes) outcomes = [{ status: 413, code: "payload_too_large" }];
+      else if (methodsServed(routed).length > 0 && !methodsServed(routed).includes(method)) outcomes = [{ status: 405, code: "method_not_allowed" }];
       else {
         // A path one segment below /api/payments/ is the read route with a bad id: its query is validated first.
         const read = (method === "GET" || method === "HEAD") && /^\/api\/payments\/[^/]+$/.test(routed) && query !== "";

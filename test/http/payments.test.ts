@@ -338,6 +338,19 @@ describe("authentication", () => {
     for (const res of await Promise.all(attempts)) expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
   });
 
+  it("answers 405 with Allow to a method a path is not served with, and 404 to a path no route serves", async () => {
+    const payment = await createPayment();
+    const allow = (res: { headers: Headers }) => res.headers.get("allow")?.split(", ").sort();
+    const deleted = await api(`/api/payments/${payment.id}`, { method: "DELETE" });
+    expect(problemOf(deleted)).toMatchObject({ status: 405, code: "method_not_allowed" });
+    expect(allow(deleted)).toEqual(["GET", "HEAD"]);
+    expect(allow(await api("/api/payments", { method: "PUT", body: {} }))).toEqual(["GET", "HEAD", "POST"]);
+    expect(allow(await api(`/api/payments/${payment.id}/refunds`, { method: "DELETE" }))).toEqual(["GET", "HEAD", "POST"]);
+    expect(problemOf(await api(`/api/payments/${payment.id}/nothing`, { method: "DELETE" }))).toMatchObject({ status: 404, code: "not_found" });
+    // The key is checked first: without one, 401 whatever the method.
+    expect((await api(`/api/payments/${payment.id}`, { method: "DELETE", key: null })).status).toBe(401);
+  });
+
   it("keeps operator routes for the admin key: a merchant's key is forbidden (403), any other key unauthorized (401)", async () => {
     const payment = await createPayment();
     expect(problemOf(await api(`/admin/payments/${payment.id}/redrive`, { method: "POST", key: keys.merchantA }))).toMatchObject({ status: 403, code: "forbidden" });

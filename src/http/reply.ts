@@ -20,6 +20,8 @@ export function fieldErrors(error: ZodError): Record<string, string[]> {
   const add = (field: string, message: string) => errors.set(field, [...(errors.get(field) ?? []), message]);
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") for (const key of issue.keys) add(key, "unknown field");
+    // A record's key that fails its schema: that schema's own message, not zod's "Invalid key in record".
+    else if (issue.code === "invalid_key") for (const inner of issue.issues) add(issue.path.map(String).join(".") || "body", inner.message);
     else add(issue.path.length > 0 ? issue.path.map(String).join(".") : "body", issue.message);
   }
   return Object.fromEntries(errors);

@@ -56,19 +56,21 @@ export const refundBody = z
 // UUIDs are case-insensitive (RFC 9562); payment ids are stored, and objects named, in lower case.
 export const paymentIdParam = z.object({ id: z.uuid().toLowerCase().openapi({ param: { name: "id", in: "path" }, example: "7551548a-b366-4081-9330-ae19bfc5557f" }) });
 
+const isoTime = "must be an ISO 8601 time with its offset (2026-01-31T12:00:00Z)";
+
 /** A whole number in a query string, in decimal digits only: "0x2", " 1" or "1e2" are refused, not coerced. */
 const queryInt = (min: number, max: number) =>
   z
     .string()
     .regex(/^[0-9]{1,15}$/, { error: "must be a whole number in decimal digits" })
     .transform(Number)
-    .pipe(z.number().min(min).max(max))
+    .pipe(z.number().min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` }))
     .openapi({ type: "integer", minimum: min, maximum: max });
 
 export const paymentQuery = z
   .strictObject({
     atVersion: queryInt(1, Number.MAX_SAFE_INTEGER).optional().openapi({ description: "The state as it was after this version (not with asOf)" }),
-    asOf: z.iso.datetime({ offset: true }).optional().openapi({ description: "The state as it was at this time, ISO 8601 (not with atVersion)" }),
+    asOf: z.iso.datetime({ offset: true, error: isoTime }).optional().openapi({ description: "The state as it was at this time, ISO 8601 (not with atVersion)" }),
   })
   .refine((q) => q.atVersion === undefined || q.asOf === undefined, { error: "give atVersion or asOf, not both", path: ["asOf"] });
 
@@ -80,9 +82,9 @@ export const historyQuery = z.strictObject({
 export const idempotencyKeyHeader = z.object({
   "idempotency-key": z
     .string()
-    .min(1)
+    .min(1, { error: "Idempotency-Key cannot be empty" })
     .max(255, { error: "Idempotency-Key is at most 255 characters" })
-    .regex(/^[\x21-\x7e]+$/, { error: "Idempotency-Key is printable ASCII without spaces" })
+    .regex(/^[\x21-\x7e]*$/, { error: "Idempotency-Key is printable ASCII without spaces" })
     .optional()
     .openapi({ param: { name: "idempotency-key", in: "header" }, description: "A retry with the same key and body replays the first answer" }),
 });
@@ -169,10 +171,10 @@ export const problemResponses = (...statuses: number[]) =>
   );
 
 export const listQuery = z.strictObject({
-  status: z.enum(statuses).optional(),
+  status: z.enum(statuses, { error: `must be one of ${statuses.join(", ")}` }).optional(),
   currency: z.string().regex(/^[A-Z]{3}$/, { error: "currency is an ISO 4217 code" }).optional(),
-  createdFrom: z.iso.datetime({ offset: true }).optional().openapi({ description: "Initiated at or after (ISO 8601)" }),
-  createdTo: z.iso.datetime({ offset: true }).optional().openapi({ description: "Initiated before (ISO 8601)" }),
+  createdFrom: z.iso.datetime({ offset: true, error: isoTime }).optional().openapi({ description: "Initiated at or after (ISO 8601)" }),
+  createdTo: z.iso.datetime({ offset: true, error: isoTime }).optional().openapi({ description: "Initiated before (ISO 8601)" }),
   limit: queryInt(1, 100).default(20),
   cursor: z.string().max(256).refine((c) => decodeCursor(c) !== null, { error: "not a cursor from this API" }).optional(),
 });

@@ -338,6 +338,22 @@ describe("authentication", () => {
     for (const res of await Promise.all(attempts)) expect(problemOf(res)).toMatchObject({ status: 404, code: "payment_not_found" });
   });
 
+  it("words every validation message itself, naming what is expected", async () => {
+    const errorsOf = async (path: string, init: Parameters<typeof api>[1] = {}) => (await api(path, init)).body.errors;
+    expect(await errorsOf("/api/payments?limit=0&status=done&createdFrom=yesterday")).toEqual({
+      limit: ["must be at least 1"],
+      status: ["must be one of initiated, created, settled, completed, failed, cancelled"],
+      createdFrom: ["must be an ISO 8601 time with its offset (2026-01-31T12:00:00Z)"],
+    });
+    expect(await errorsOf("/api/payments?limit=101")).toEqual({ limit: ["must be at most 100"] });
+    expect(await errorsOf("/api/payments", { body: { amount: 1, currency: "GBP", metadata: { "bad key": "v" } } })).toEqual({
+      "metadata.bad key": ["metadata keys are 1-40 characters of A-Z a-z 0-9 _ . : -"],
+    });
+    expect(await errorsOf("/api/payments", { body: { amount: 1, currency: "GBP" }, headers: { "idempotency-key": "" } })).toEqual({
+      "idempotency-key": ["Idempotency-Key cannot be empty"],
+    });
+  });
+
   it("answers 405 with Allow to a method a path is not served with, and 404 to a path no route serves", async () => {
     const payment = await createPayment();
     const allow = (res: { headers: Headers }) => res.headers.get("allow")?.split(", ").sort();

@@ -198,7 +198,8 @@ function methodsServed(path: string) {
   if (!served) {
     served = new Map();
     for (const r of app.routes.filter((r) => r.method !== "ALL")) {
-      const route = served.get(r.path) ?? { pattern: new RegExp(`^${r.path.replace(/:[^/]+/g, "[^/]+")}$`), methods: new Set<string>() };
+      const pattern = new RegExp(`^${r.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}$`);
+      const route = served.get(r.path) ?? { pattern, methods: new Set<string>() };
       route.methods.add(r.method);
       if (r.method === "GET") route.methods.add("HEAD");
       served.set(r.path, route);

@@ -135,11 +135,11 @@ export function decide(command: Command, state: State): Decision {
           : reject("idempotency_key_reused", "this refund was requested with a different amount");
       if (p.status === "initiated" || p.status === "created") return reject("payment_not_settled", "a payment can be refunded once it is settled");
       if (p.status !== "settled" && p.status !== "completed") return reject("payment_not_refundable", `a ${p.status} payment cannot be refunded`);
-      if (p.refunds.length >= maxRefunds) return reject("too_many_refunds", `a payment takes at most ${maxRefunds} refunds`);
       const left = p.amountMinor - committedRefundMinor(p);
       if (command.amountMinor === "rest" && left === 0) return reject("refund_exceeds_amount", "nothing is left to refund");
       const minor = command.amountMinor === "rest" ? left : command.amountMinor;
       if (minor > left) return reject("refund_exceeds_amount", "the refunds would exceed the payment's amount");
+      if (p.refunds.length >= maxRefunds) return reject("too_many_refunds", `a payment takes at most ${maxRefunds} refunds`);
       return accept({ type: "RefundRequested", data: { RefundId: command.refundId, Amount: toMajor(minor, p.currency), Timestamp: command.at } });
     }
     case "RecordRefundSucceeded":

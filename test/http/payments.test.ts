@@ -363,6 +363,9 @@ describe("authentication", () => {
     expect(allow(await api("/api/payments", { method: "PUT", body: {} }))).toEqual(["GET", "HEAD", "POST"]);
     expect(allow(await api(`/api/payments/${payment.id}/refunds`, { method: "DELETE" }))).toEqual(["GET", "HEAD", "POST"]);
     expect(problemOf(await api(`/api/payments/${payment.id}/nothing`, { method: "DELETE" }))).toMatchObject({ status: 404, code: "not_found" });
+    // A route's path is matched as written: the dot of /openapi.json is a dot.
+    expect(problemOf(await api("/openapi-json", { key: null }))).toMatchObject({ status: 404, code: "not_found" });
+    expect(allow(await api("/openapi.json", { method: "POST", key: null, body: {} }))).toEqual(["GET", "HEAD"]);
     // The key is checked first: without one, 401 whatever the method.
     expect((await api(`/api/payments/${payment.id}`, { method: "DELETE", key: null })).status).toBe(401);
   });

@@ -26,7 +26,7 @@ import { log } from "../core/log.ts";
 import { encode, replay } from "../cosmos/codec.ts";
 import { decide, type Command } from "../payment/decide.ts";
 import { streamIdOf } from "../payment/events.ts";
-import { nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
+import { appendsNothing, nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
 import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
 import { initialState, type Payment, type State } from "../payment/state.ts";
@@ -329,8 +329,7 @@ export class PaymentObject extends DurableObject<Env> {
       // exhausted the retries), so the tail is read first, and while such an append could still land, it waits.
       const behind = await this.receive(message, this.meta()?.pending_since != null);
       if (behind) return behind;
-      if (this.unsettledMs() > 0) return { outcome: "retry", reason: "an earlier append's outcome is not known yet" };
-      if (!(await this.settledByNow())) return { outcome: "retry", reason: lagReason };
+      if (!(await this.settledByNow())) return { outcome: "retry", reason: this.unsettledMs() > 0 ? "an earlier append's outcome is not known yet" : lagReason };
       this.delivered(message);
       const step = stepFor(this.state, message.eventId);
       if (!step || this.isDone(step)) return { outcome: "ignored" };
@@ -611,6 +610,7 @@ export class PaymentObject extends DurableObject<Env> {
     let result;
     let onOk: (value: never) => Command | null;
     let onRefused: (reason: string) => Command | null = () => null;
+    const stall = "refund" in step ? step.refund.stalled : p.stalled;
     switch (step.kind) {
       case "create":
         result = await provider.create(s, key, toMajor(p.amountMinor, p.currency), p.currency);
@@ -629,20 +629,17 @@ export class PaymentObject extends DurableObject<Env> {
         result = await provider.notify(s, key, this.notification(step), nowSeconds());
         onOk = () => ({ type: "CompletePayment", at });
         break;
-      case "notify-outcome":
-        result = await provider.notify(s, key, this.notification(step), nowSeconds());
-        // As a refund's: it appends nothing, unless it had stalled.
-        onOk = () => (p.stalled?.step === "notify-outcome" ? { type: "RecoverStep", step: "notify-outcome", at } : null);
-        break;
       case "refund":
         result = await provider.refund(s, key, p.reference ?? "", toMajor(step.refund.amountMinor, p.currency));
         onOk = (v: { refundId: string }) => ({ type: "RecordRefundSucceeded", refundId: step.refund.id, providerRefundId: v.refundId, at });
         onRefused = (reason) => ({ type: "RecordRefundFailed", refundId: step.refund.id, reason, at });
         break;
+      case "notify-outcome":
       case "notify-refund": {
         result = await provider.notify(s, key, this.notification(step), nowSeconds());
         // It appends nothing, unless it had stalled: then that stall is over.
-        onOk = () => (step.refund.stalled?.step === "notify-refund" ? { type: "RecoverStep", step: "notify-refund", refundId: step.refund.id, at } : null);
+        const refundId = "refund" in step ? { refundId: step.refund.id } : {};
+        onOk = () => (stall?.step === step.kind ? { type: "RecoverStep", step: step.kind, ...refundId, at } : null);
         break;
       }
     }
@@ -662,15 +659,14 @@ export class PaymentObject extends DurableObject<Env> {
     if (command) {
       // Unmarked, as its trigger is delivered again until confirmed; a stalled step's is not (its stall confirmed it,
       // and the watchdog skips stalled steps), so a re-driven one keeps the marker and its alarm.
-      const stalled = "refund" in step ? step.refund.stalled !== null : p.stalled !== null;
-      const executed = await this.execute(command, causation, { marked: stalled });
+      const executed = await this.execute(command, causation, { marked: stall !== null });
       if (!executed.ok) {
         log("warn", "step outcome not recorded", { ...fields, code: executed.code });
         return { outcome: "retry", reason: executed.message };
       }
       await executed.publish();
     }
-    if (step.kind === "notify-refund" || step.kind === "notify-outcome") {
+    if (appendsNothing(step)) {
       this.sql.exec("INSERT INTO steps (trigger_id, done_at) VALUES (?, ?) ON CONFLICT (trigger_id) DO UPDATE SET done_at = excluded.done_at", key, Date.now());
       this.notified?.add(key);
     }
@@ -722,7 +718,7 @@ export class PaymentObject extends DurableObject<Env> {
 
   /** Notifications of a refund's outcome, or of how a payment ended, append nothing: whether they were delivered is kept here. */
   private isDone(step: StepToRun) {
-    if (step.kind !== "notify-refund" && step.kind !== "notify-outcome") return false;
+    if (!appendsNothing(step)) return false;
     this.notified ??= new Set(this.sql.exec<{ trigger_id: string }>("SELECT trigger_id FROM steps WHERE done_at IS NOT NULL").toArray().map((r) => r.trigger_id));
     return this.notified.has(step.trigger.eventId);
   }

@@ -10,6 +10,10 @@ export type StepToRun =
   | { kind: "refund"; trigger: Trigger; refund: Refund }
   | { kind: "notify-refund"; trigger: Trigger; refund: Refund };
 
+/** Notifications with no event of their own (a refund's outcome, how a payment ended): their delivery is kept apart. */
+export const appendsNothing = (s: StepToRun): s is Extract<StepToRun, { kind: "notify-outcome" | "notify-refund" }> =>
+  s.kind === "notify-outcome" || s.kind === "notify-refund";
+
 /** What the payment's own lifecycle must do next: create at the provider, settle, notify (its settlement, or how it ended), or nothing. */
 export function nextStep(state: State): StepToRun | null {
   if (state.status === "none") return null;

@@ -349,12 +349,12 @@ await withStack("cosmos", {}, async (stack, client) => {
   };
   const lengths = [10, 100, 1000] as const;
   const samples = Object.fromEntries(lengths.map((l) => [l, { warm: [] as number[], regis: [] as number[], appends: [] as number[], requests: [] as number[] }]));
-  // Eleven samples of each length. With five of the longest, three commands slowed by other work in the runtime
-  // (15-20 ms; about one in seven in separate runs of seven samples, whose medians were 10.5-10.8 ms) made the median.
-  // The lengths take turns, sample by sample, so that a slower spell of this machine falls on all of them: run one
-  // length after another, one run's 1,000-event samples came out at 16.4 ms against 10.4 at 10 events (1.58), where a
-  // probe taking turns on two such streams measured 16.4 and 16.9 ms (1.03).
-  for (let sample = 0; sample < 11; sample++)
+  // Twenty-one samples of each length, the lengths taking turns sample by sample (a slower spell of this machine then
+  // falls on all of them). Each sample is the first command after its stream's load, whose relay of the whole stream
+  // leaves the runtime busy behind it: such commands spread wide (a probe of eight per length: 11-38 ms at 1,000
+  // events, 11-22 at 10), so that with eleven the ratio of the medians came out anywhere from 0.99 to 1.58 in one
+  // stop's nine runs of the same code.
+  for (let sample = 0; sample < 21; sample++)
     for (const length of lengths) {
       const { warm, regis, appends, requests } = samples[length]!;
       const id = crypto.randomUUID();
@@ -527,8 +527,9 @@ Command cost: \`warmCommandP50Ms_N\` is a refund on a warm object, timed end to 
 stream, then the stored procedure), with no HTTP or Worker in the way, and \`appendP50Ms_N\` is its append alone,
 which is the warm path's only Cosmos work. So the columns are not one path against the other: compare how each grows
 with the stream (\`streamCostRatio\`, \`regisStreamCostRatio\`), and the Cosmos work per command (\`appendP50Ms_N\`
-for ours, \`regisCommandP50Ms_N\` for Regis Pay's). Eleven samples of each length, the lengths taking turns (10, 100,
-1,000, then again), each on a stream of its own written straight into Cosmos.
+for ours, \`regisCommandP50Ms_N\` for Regis Pay's). Twenty-one samples of each length, the lengths taking turns (10,
+100, 1,000, then again), each on a stream of its own written straight into Cosmos and loaded by its object just
+before.
 
 Cosmos cost: \`sprocPerPayment\` and \`cosmosRequestsPerPayment\` are counted over the 5 payments/s run (a steady
 rate); \`backlogCosmosRequestsPerPayment\` over the 1,000-payment backlog, whose completion the benchmark

@@ -351,7 +351,7 @@ await withStack("cosmos", {}, async (stack, client) => {
   const samples = Object.fromEntries(lengths.map((l) => [l, { warm: [] as number[], regis: [] as number[], appends: [] as number[], requests: [] as number[] }]));
   // Twenty-one samples of each length, the lengths taking turns sample by sample (a slower spell of this machine then
   // falls on all of them). Each sample is the first command after its stream's load, whose relay of the whole stream
-  // leaves the runtime busy behind it: such commands spread wide (a probe of eight per length: 11-38 ms at 1,000
+  // leaves the runtime busy behind it: such commands spread wide (a probe of eight per length: 13-38 ms at 1,000
   // events, 11-22 at 10), so that with eleven the ratio of the medians came out anywhere from 0.99 to 1.58 in one
   // stop's nine runs of the same code.
   for (let sample = 0; sample < 21; sample++)

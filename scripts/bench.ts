@@ -22,6 +22,8 @@ const backlog = Number(args.payments);
 const figures: Record<string, number | string | Record<string, number>> = {};
 const distributions: Record<string, number[]> = {};
 const say = (line: string) => console.log(line);
+/** Refunds timed per stream length in the command-cost run (section 5; see there why this many). */
+const streamSamples = 21;
 
 // The recovery timers (watchdog, redelivery) are for lost work; a backlog is not lost work, so they are long here.
 const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "600000", REDELIVER_AFTER_MS: "600000" };
@@ -349,12 +351,12 @@ await withStack("cosmos", {}, async (stack, client) => {
   };
   const lengths = [10, 100, 1000] as const;
   const samples = Object.fromEntries(lengths.map((l) => [l, { warm: [] as number[], regis: [] as number[], appends: [] as number[], requests: [] as number[] }]));
-  // Twenty-one samples of each length, the lengths taking turns sample by sample (a slower spell of this machine then
+  // `streamSamples` of each length, the lengths taking turns sample by sample (a slower spell of this machine then
   // falls on all of them). Each sample is the first command after its stream's load, whose relay of the whole stream
   // leaves the runtime busy behind it: such commands spread wide (a probe of eight per length: 13-38 ms at 1,000
   // events, 11-22 at 10), so that with eleven the ratio of the medians came out anywhere from 0.99 to 1.58 in one
   // stop's nine runs of the same code.
-  for (let sample = 0; sample < 21; sample++)
+  for (let sample = 0; sample < streamSamples; sample++)
     for (const length of lengths) {
       const { warm, regis, appends, requests } = samples[length]!;
       const id = crypto.randomUUID();
@@ -527,7 +529,7 @@ Command cost: \`warmCommandP50Ms_N\` is a refund on a warm object, timed end to 
 stream, then the stored procedure), with no HTTP or Worker in the way, and \`appendP50Ms_N\` is its append alone,
 which is the warm path's only Cosmos work. So the columns are not one path against the other: compare how each grows
 with the stream (\`streamCostRatio\`, \`regisStreamCostRatio\`), and the Cosmos work per command (\`appendP50Ms_N\`
-for ours, \`regisCommandP50Ms_N\` for Regis Pay's). Twenty-one samples of each length, the lengths taking turns (10,
+for ours, \`regisCommandP50Ms_N\` for Regis Pay's). ${streamSamples} samples of each length, the lengths taking turns (10,
 100, 1,000, then again), each on a stream of its own written straight into Cosmos and loaded by its object just
 before.
 

@@ -25,16 +25,6 @@ const say = (line: string) => console.log(line);
 /** Refunds timed per stream length in the command-cost run (section 5; see there why this many). */
 const streamSamples = 21;
 
-/**
- * What the benchmark's client accepts, on every request it times (the no-op, the creates, the floor's): uncompressed
- * responses. Locally, miniflare stands in for Cloudflare's edge and gzips each compressible
- * response (JSON, text) for a client that accepts it, inside the runtime, on the one thread that also runs the Worker
- * and its objects; on Cloudflare that compression is done by the front line, outside the Worker. Node's fetch asks
- * for gzip by default: the `gzip*` figures are the same back-to-back creates with that client, in the same run.
- */
-const acceptEncoding = "identity";
-const gzipClient = "gzip, deflate";
-
 // The recovery timers (watchdog, redelivery) are for lost work; a backlog is not lost work, so they are long here.
 const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "600000", REDELIVER_AFTER_MS: "600000" };
 
@@ -46,7 +36,7 @@ async function withStack<T>(name: string, vars: Record<string, string>, run: (st
   const interrupted = () => void stack.stop().finally(() => process.exit(130));
   process.once("SIGINT", interrupted).once("SIGTERM", interrupted);
   try {
-    return await run(stack, { apiUrl: stack.apiUrl, key: stack.merchantKey, acceptEncoding });
+    return await run(stack, { apiUrl: stack.apiUrl, key: stack.merchantKey });
   } finally {
     process.off("SIGINT", interrupted).off("SIGTERM", interrupted);
     await stack.stop();
@@ -214,12 +204,11 @@ async function platformFloor(stateBase: string) {
   try {
     const up = await until(() => fetch(`${base}/noop`).then((r) => r.ok, () => false), 60_000, 100);
     if (!up) throw new Error("the benchmark floor's wrangler dev did not start");
-    const get = (path: string) => fetch(`${base}${path}`, { headers: { "accept-encoding": acceptEncoding } }).then((r) => r.text());
-    const create = () => get(`/create?echo=${encodeURIComponent(echoUrl)}`);
+    const create = () => fetch(`${base}/create?echo=${encodeURIComponent(echoUrl)}`).then((r) => r.text());
     for (let i = 0; i < 30; i++) await create();
-    const noop = await pool(300, 1, async () => (await timed(() => get("/noop")))[0]);
+    const noop = await pool(300, 1, async () => (await timed(() => fetch(`${base}/noop`).then((r) => r.text())))[0]);
     const creates = await pool(200, 1, async () => (await timed(create))[0]);
-    const touches = await pool(200, 1, async () => (await timed(() => get("/touch")))[0]);
+    const touches = await pool(200, 1, async () => (await timed(() => fetch(`${base}/touch`).then((r) => r.text())))[0]);
     return { noopP50Ms: percentile(noop, 50), createP50Ms: percentile(creates, 50), newObjectP50Ms: percentile(touches, 50) };
   } finally {
     await stopGroup(dev.pid!, 10_000);
@@ -235,16 +224,10 @@ const started = Date.now();
  * The no-op's latency (and the runtime's CPU for it), then creates one at a time, back to back, after 20 to warm up,
  * with the runtime's CPU over them: the creates and the lifecycles they start, which run beside them.
  */
-async function backToBack(stack: Stack, client: Client, ids: string[] = []) {
-  const noopOnce = () => fetch(`${stack.apiUrl}/livez`, { headers: client.acceptEncoding === undefined ? {} : { "accept-encoding": client.acceptEncoding } }).then((r) => r.text());
-  const timedCreate = async (amount: number) => {
-    const [ms, p] = await timed(() => createPayment(client, amount));
-    ids.push(p.id);
-    return ms;
-  };
-  for (let i = 0; i < 50; i++) await noopOnce();
+async function backToBack(stack: Stack, timedCreate: (amount: number) => Promise<number>) {
+  for (let i = 0; i < 50; i++) await fetch(`${stack.apiUrl}/livez`).then((r) => r.text());
   const noopCpu = runtimeCpuMs(stack);
-  const noop = await pool(300, 1, async () => (await timed(noopOnce))[0]);
+  const noop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/livez`).then((r) => r.text())))[0]);
   const noopRuntimeCpuMs = round((runtimeCpuMs(stack) - noopCpu) / 300, 2);
   for (let i = 0; i < 20; i++) await timedCreate(1);
   const [create1Ms, [create1Cpu, create1]] = await timed(async () => {
@@ -258,12 +241,13 @@ async function backToBack(stack: Stack, client: Client, ids: string[] = []) {
 await withStack("cosmos", {}, async (stack, client) => {
   // 1. The no-op baseline and create latency, at concurrency 1 and 16.
   const ids: string[] = [];
-  const { noop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu } = await backToBack(stack, client, ids);
-  const create16 = await pool(400, 16, async (i) => {
-    const [ms, p] = await timed(() => createPayment(client, 1 + i / 100));
+  const timedCreate = async (amount: number) => {
+    const [ms, p] = await timed(() => createPayment(client, amount));
     ids.push(p.id);
     return ms;
-  });
+  };
+  const { noop, noopRuntimeCpuMs, create1, create1Ms, create1Cpu } = await backToBack(stack, timedCreate);
+  const create16 = await pool(400, 16, (i) => timedCreate(1 + i / 100));
   Object.assign(distributions, { "no-op": noop, "create, 1 at a time": create1, "create, 16 at a time": create16 });
   Object.assign(figures, {
     noopP50Ms: round(percentile(noop, 50), 2),
@@ -281,19 +265,10 @@ await withStack("cosmos", {}, async (stack, client) => {
   say(`the runtime's CPU: ${figures.noopRuntimeCpuMs} ms per no-op; ${figures.runtimeCpuMsPerPayment} ms per payment (create and lifecycle) over the back-to-back creates, busy ${figures.runtimeBusyShare} of their time`);
   // Let those payments finish, so that the next measurement starts on a quiet system.
   await waitAll(client, ids, (p) => p.status === "completed", 300_000, 500);
-  // Evidence: the same no-op and back-to-back creates with a client that accepts gzip (Node's fetch's default), so
-  // that miniflare compresses the responses in the runtime (see `acceptEncoding`).
-  const gzipIds: string[] = [];
-  const gzip = await backToBack(stack, { ...client, acceptEncoding: gzipClient }, gzipIds);
-  figures.gzipNoopP50Ms = round(percentile(gzip.noop, 50), 2);
-  figures.gzipCreateP50Ms = round(percentile(gzip.create1, 50), 2);
-  figures.gzipCreateOverNoopMs = round((figures.gzipCreateP50Ms as number) - (figures.gzipNoopP50Ms as number), 2);
-  say(`with a client accepting gzip, compressed by miniflare in the runtime: no-op p50 ${figures.gzipNoopP50Ms} ms, create p50 ${figures.gzipCreateP50Ms} ms (${figures.gzipCreateOverNoopMs} over)`);
-  await waitAll(client, gzipIds, (p) => p.status === "completed", 300_000, 500);
   // Evidence: a request that only passes the key check and the rate limit (a route that does not exist: 404 after
   // them), measured once the creates are timed: locally each one also writes the rate limiter's counter, and a run of
   // them before the creates was measured to slow the creates that followed.
-  const authorised = { headers: { authorization: `Bearer ${stack.merchantKey}`, "accept-encoding": acceptEncoding } };
+  const authorised = { headers: { authorization: `Bearer ${stack.merchantKey}` } };
   const authNoop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/api/benchmark-no-route`, authorised).then((r) => r.text())))[0]);
   figures.authNoopP50Ms = round(percentile(authNoop, 50), 2);
   say(`a request through the key check and the rate limit only: p50 ${figures.authNoopP50Ms} ms`);
@@ -448,7 +423,7 @@ await withStack(
   "traced",
   {},
   async (stack, client) => {
-    const run = await backToBack(stack, client);
+    const run = await backToBack(stack, async (amount) => (await timed(() => createPayment(client, amount)))[0]);
     figures.tracedNoopP50Ms = round(percentile(run.noop, 50), 2);
     figures.tracedCreateP50Ms = round(percentile(run.create1, 50), 2);
     figures.tracedCreateOverNoopMs = round((figures.tracedCreateP50Ms as number) - (figures.tracedNoopP50Ms as number), 2);
@@ -513,14 +488,6 @@ Every stack here runs \`wrangler dev\` without its local trace recorder (\`X_LOC
 \`scripts/stack.ts\`), a development tool that is on by default: it records every invocation (request, RPC, queue batch,
 alarm) into a SQLite database of its own, synced to disk, on the same runtime thread as the Worker. The \`traced*\`
 figures are the same back-to-back creates with it on, in the same run, for comparison.
-The client asks for uncompressed responses (\`Accept-Encoding: identity\`; curl, which sends no Accept-Encoding by
-default, gets them too) on every timed request, the no-op's as the creates': locally, miniflare stands in for
-Cloudflare's edge and gzips each compressible response for a client that accepts it, inside the runtime, on the
-thread that also runs the Worker and its objects (on Cloudflare that compression is done by the front line, outside
-the Worker), and a compressed body is written after its headers, behind whatever else that thread has to do: under
-back-to-back creates, the lifecycles of the payments before. The \`gzip*\` figures are the same no-op and
-back-to-back creates with a client that accepts gzip (Node's fetch's default, and this benchmark's client until
-2026-11-29), in the same stack just after, for comparison.
 
 ## Targets
 

@@ -265,6 +265,28 @@ await withStack("cosmos", {}, async (stack, client) => {
   say(`the runtime's CPU: ${figures.noopRuntimeCpuMs} ms per no-op; ${figures.runtimeCpuMsPerPayment} ms per payment (create and lifecycle) over the back-to-back creates, busy ${figures.runtimeBusyShare} of their time`);
   // Let those payments finish, so that the next measurement starts on a quiet system.
   await waitAll(client, ids, (p) => p.status === "completed", 300_000, 500);
+  // Evidence: what miniflare's stand-in for Cloudflare's edge compression costs this measure. Locally it gzips each
+  // compressible response for a client that accepts it (Node's fetch does, so every figure here pays it), inside the
+  // runtime, on the thread that runs the Worker and its objects; on Cloudflare the front line does it, outside the
+  // Worker. The same no-op and back-to-back creates, alternating request by request between this client and one that
+  // asks for no compression, so that both halves run under the same conditions.
+  const paired = { gzip: { noop: [] as number[], create: [] as number[] }, identity: { noop: [] as number[], create: [] as number[] } };
+  const half = (i: number) => (i % 2 === 0 ? ({ samples: paired.gzip, client } as const) : ({ samples: paired.identity, client: { ...client, acceptEncoding: "identity" } } as const));
+  await pool(300, 1, async (i) => {
+    const { samples, client: c } = half(i);
+    samples.noop.push((await timed(() => fetch(`${stack.apiUrl}/livez`, { headers: c.acceptEncoding ? { "accept-encoding": c.acceptEncoding } : {} }).then((r) => r.text())))[0]);
+  });
+  const pairedIds: string[] = [];
+  await pool(200, 1, async (i) => {
+    const { samples, client: c } = half(i);
+    const [ms, p] = await timed(() => createPayment(c, 1 + i / 100));
+    pairedIds.push(p.id);
+    samples.create.push(ms);
+  });
+  await waitAll(client, pairedIds, (p) => p.status === "completed", 300_000, 500);
+  const overNoop = (s: { noop: number[]; create: number[] }) => round(percentile(s.create, 50) - percentile(s.noop, 50), 2);
+  Object.assign(figures, { pairedGzipCreateOverNoopMs: overNoop(paired.gzip), pairedIdentityCreateOverNoopMs: overNoop(paired.identity) });
+  say(`alternating clients: create over no-op ${figures.pairedGzipCreateOverNoopMs} ms accepting gzip (as above), ${figures.pairedIdentityCreateOverNoopMs} ms asking for none`);
   // Evidence: a request that only passes the key check and the rate limit (a route that does not exist: 404 after
   // them), measured once the creates are timed: locally each one also writes the rate limiter's counter, and a run of
   // them before the creates was measured to slow the creates that followed.
@@ -488,6 +510,11 @@ Every stack here runs \`wrangler dev\` without its local trace recorder (\`X_LOC
 \`scripts/stack.ts\`), a development tool that is on by default: it records every invocation (request, RPC, queue batch,
 alarm) into a SQLite database of its own, synced to disk, on the same runtime thread as the Worker. The \`traced*\`
 figures are the same back-to-back creates with it on, in the same run, for comparison.
+The client is Node's fetch, which accepts gzip: locally, miniflare stands in for Cloudflare's edge and gzips each
+compressible response (JSON, text) inside the runtime, on the thread that also runs the Worker and its objects, where
+on Cloudflare the front line does it, outside the Worker. The \`paired*\` figures show what that costs the create
+target, for evidence only: the same no-op and back-to-back creates, alternating request by request between this
+client and one that asks for no compression (\`Accept-Encoding: identity\`), in the same stack just after.
 
 ## Targets
 

@@ -1,12 +1,18 @@
 // The load driver shared by the benchmark and the soak run: paced or backlogged payments over HTTP, and statistics.
 
-export type Client = { apiUrl: string; key: string };
+/** `acceptEncoding`, when set, is sent as the Accept-Encoding of every call; without it Node's fetch asks for gzip or deflate. */
+export type Client = { apiUrl: string; key: string; acceptEncoding?: string };
 export type Payment = { id: string; status: string; initiatedAt: string; completedAt: string | null; [k: string]: unknown };
 
 export async function call(c: Client, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}) {
   const res = await fetch(`${c.apiUrl}${path}`, {
     method: init.method ?? (init.body === undefined ? "GET" : "POST"),
-    headers: { authorization: `Bearer ${c.key}`, ...(init.body === undefined ? {} : { "content-type": "application/json" }), ...init.headers },
+    headers: {
+      authorization: `Bearer ${c.key}`,
+      ...(c.acceptEncoding === undefined ? {} : { "accept-encoding": c.acceptEncoding }),
+      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+      ...init.headers,
+    },
     body: init.body === undefined ? undefined : JSON.stringify(init.body),
     signal: init.timeoutMs === undefined ? undefined : AbortSignal.timeout(init.timeoutMs),
   });

@@ -163,7 +163,10 @@ export function paymentView(main, id) {
         for (const e of page.events) events.set(e.stream.version, e);
         from = page.nextFromVersion;
       }
-      if (payment && !stopped) draw();
+      if (!payment || stopped) return;
+      // Events read after the resource can be ahead of it: read it again, so the stages agree with the timeline.
+      if (held() > payment.version) await poll();
+      else draw();
     }));
 
   /** Keeps the newest resource (answers can arrive out of order) and fetches the events it is ahead by. */

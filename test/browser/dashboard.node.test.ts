@@ -42,7 +42,7 @@ async function until(locator: Locator, what: string, timeout = lifecycleMs) {
   try {
     await locator.waitFor({ timeout });
   } catch (e) {
-    const shown = (await page.locator("main").innerText().catch(() => "(nothing)")).slice(0, 2000);
+    const shown = (await locator.page().locator("main").innerText().catch(() => "(nothing)")).slice(0, 2000);
     const log = stack ? readFileSync(stack.logFile, "utf8").replace(/\x1b\[[\d;]*m/g, "").trim().split("\n").slice(-15).join("\n") : "";
     throw new Error(`${what} did not happen within ${timeout} ms.\nThe page shows:\n${shown}\n\nLast lines of ${stack?.logFile}:\n${log}`, { cause: e });
   }
@@ -143,6 +143,7 @@ describe("the merchant dashboard", () => {
       await page.getByText("Live: events appear as they happen").waitFor();
       const types = await page.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
       expect(types).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
+      await until(page.locator(".stage.done").nth(3), "The lifecycle's four stages all shown as done", 5_000);
       expect(await page.locator(".stage.done").count()).toBe(4);
       expect(await page.locator("h1").textContent()).toBe("86.10 GBP");
       await page.locator(".title-row .status", { hasText: "Completed" }).waitFor();
@@ -201,7 +202,9 @@ describe("the merchant dashboard", () => {
         await blocked.getByText("checking every second").waitFor();
         await blocked.locator(".stage", { hasText: "waiting…" }).first().waitFor();
         await simulator({ hold: [] });
-        await blocked.locator("#timeline [data-event-type=PaymentCompleted]").waitFor({ timeout: lifecycleMs });
+        await until(blocked.locator("#timeline [data-event-type=PaymentCompleted]"), "The polled timeline reaching PaymentCompleted");
+        // The stages come from the payment's resource, read alongside the events: both reach the end.
+        await until(blocked.locator(".stage.done").nth(3), "The polled lifecycle's four stages all shown as done", 5_000);
         expect(await blocked.locator(".stage.done").count()).toBe(4);
       } finally {
         await simulator({ hold: [] });

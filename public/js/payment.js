@@ -32,9 +32,11 @@ function notices(p) {
   ];
 }
 
-function timeline(events) {
+/** The events up to `upTo`: one that arrived ahead of a gap waits until the gap is read, so the timeline never skips one. */
+function timeline(events, upTo) {
   let previous = null;
-  return [...events.values()].sort((a, b) => a.stream.version - b.stream.version).map((e) => {
+  const shown = [...events.values()].filter((e) => e.stream.version <= upTo);
+  return shown.sort((a, b) => a.stream.version - b.stream.version).map((e) => {
     const { Timestamp: at, ...data } = e.eventData ?? {};
     const item = h(
       "li",
@@ -122,6 +124,13 @@ export function paymentView(main, id) {
   const actions = h("div", { class: "actions-row" }, cancel.box, refund.box);
   clear(main, h("p", {}, h("a", { href: "#/" }, "← Payments")), head, live, summary, notes, actions, section("Lifecycle", stageSlot), section("Events", list), section("Refunds", noRefunds, refundsTable));
 
+  /** The last version held with none missing before it (live events can arrive ahead of a gap). */
+  const held = () => {
+    let v = 0;
+    while (events.has(v + 1)) v++;
+    return v;
+  };
+
   function draw() {
     const p = payment;
     const end = p.completedAt ?? p.failedAt ?? p.cancelledAt;
@@ -139,7 +148,7 @@ export function paymentView(main, id) {
     );
     clear(notes, notices(p));
     clear(stageSlot, stageList(p));
-    clear(list, timeline(events));
+    clear(list, timeline(events, held()));
     clear(refundsBody, p.refunds.map(refundRow));
     refundsTable.hidden = !p.refunds.length;
     noRefunds.hidden = p.refunds.length > 0;
@@ -148,12 +157,6 @@ export function paymentView(main, id) {
     if (!refund.open()) refundAmount.value = String(Math.max(0, p.refunds.reduce((left, r) => (r.status === "failed" ? left : minus(left, r.amount, p.currency)), p.amount)));
   }
 
-  /** The last version held with none missing before it (live events can arrive ahead of a gap). */
-  const held = () => {
-    let v = 0;
-    while (events.has(v + 1)) v++;
-    return v;
-  };
   let reading = Promise.resolve();
   /** Reads the events after those held; reads queue, so a later one finds what an earlier one left. */
   const fetchEvents = () =>

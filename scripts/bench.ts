@@ -13,7 +13,7 @@ import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
 import type { PaymentEvent } from "../src/payment/events.ts";
 import { EMULATOR_KEY } from "./cosmos/server.ts";
 import { call, createPayment, paced, percentile, pool, round, timed, waitAll, type Client } from "./load.ts";
-import { claim, root, startStack, stopGroup, until, wranglerDevEnv, type Stack, type StackOptions } from "./stack.ts";
+import { freePort, root, startStack, stopGroup, until, wranglerDevEnv, type Stack, type StackOptions } from "./stack.ts";
 
 const { values: args } = parseArgs({
   options: { json: { type: "string" }, payments: { type: "string", default: "1000" }, "no-markdown": { type: "boolean", default: false } },
@@ -30,7 +30,7 @@ const workerVars = { LOG_LEVEL: "error", RETRY_BASE_SECONDS: "1", WATCHDOG_MS: "
 
 async function withStack<T>(name: string, vars: Record<string, string>, run: (stack: Stack, client: Client) => Promise<T>, options: Partial<StackOptions> = {}): Promise<T> {
   const state = mkdtempSync(join(tmpdir(), `regis-bench-${name}-`));
-  const inspectorPort = await claim(0, "wrangler's inspector");
+  const inspectorPort = await freePort("wrangler's inspector");
   const stack = await startStack({ apiPort: 0, cosmosPort: 0, providerPort: 0, inspectorPort, persistTo: state, wranglerEnv: "load", quiet: true, vars: { ...workerVars, ...vars }, ...options });
   // Interrupted: stop the stack (wrangler runs in its own process group) before exiting.
   const interrupted = () => void stack.stop().finally(() => process.exit(130));
@@ -192,7 +192,7 @@ async function platformFloor(stateBase: string) {
   const echo = createServer((req, res) => req.resume().on("end", () => res.end("{}"))).listen(0, "127.0.0.1");
   await new Promise((r) => echo.once("listening", r));
   const echoUrl = `http://127.0.0.1:${(echo.address() as { port: number }).port}/`;
-  const port = await claim(0, "benchmark floor");
+  const port = await freePort("benchmark floor");
   const state = mkdtempSync(join(stateBase, "regis-bench-floor-"));
   const dev = spawn(process.execPath, [join(root, "node_modules/wrangler/bin/wrangler.js"), "dev", "--config", "scripts/bench-floor/wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--show-interactive-dev-session=false"], {
     cwd: root,

@@ -138,6 +138,23 @@ export function claim(port: number, what: string): Promise<number> {
   });
 }
 
+/**
+ * A free port for a process that binds it later (wrangler): below the kernel's ephemeral range, from which `claim(0)`
+ * would pick one that any outgoing connection made meanwhile may take (the benchmark met it: EADDRINUSE).
+ */
+export async function freePort(what: string): Promise<number> {
+  const range = existsSync(ephemeralRange) ? readFileSync(ephemeralRange, "utf8").trim().split(/\s+/).map(Number) : [];
+  const below = range[0] ?? 0;
+  for (let attempt = 0; below > lowestFree + 1 && attempt < 50; attempt++) {
+    const port = lowestFree + Math.floor(Math.random() * (below - lowestFree));
+    const bound = await claim(port, what).catch(() => null);
+    if (bound !== null) return bound;
+  }
+  return claim(0, what);
+}
+const ephemeralRange = "/proc/sys/net/ipv4/ip_local_port_range";
+const lowestFree = 10_000;
+
 async function startService<T>(start: () => Promise<T>, port: number, what: string): Promise<T> {
   try {
     return await start();
@@ -187,7 +204,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     [requested.provider, "provider simulator"],
   ] as const)
     if (port !== 0) await claim(port, what);
-  const apiPort = requested.api === 0 ? await claim(0, "API") : requested.api;
+  const apiPort = requested.api === 0 ? await freePort("API") : requested.api;
   const keys = opts.keys ?? devKeys();
 
   let cosmos: CosmosEmulator | undefined;

@@ -1,8 +1,9 @@
 // A port already in use stops the stack before anything starts, with one line naming the port.
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { root, startStack } from "../../scripts/stack.ts";
+import { claim, freePort, root, startStack } from "../../scripts/stack.ts";
 import { e2eKeys } from "./constants.ts";
 
 let taken: Server;
@@ -36,5 +37,18 @@ describe("when a port of the stack is already in use", () => {
     );
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(`npm start: port ${port} (API) is already in use\n`);
+  });
+});
+
+describe("when the stack picks a port for wrangler to bind later", () => {
+  it("picks a free one below the kernel's ephemeral range, which outgoing connections draw from meanwhile", async () => {
+    const [ephemeralLow] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort("test")));
+    for (const p of ports) {
+      expect(p).toBeGreaterThanOrEqual(10_000);
+      expect(p).toBeLessThan(ephemeralLow!);
+    }
+    // Free: it can be bound (and is let go again).
+    expect(await claim(ports[0]!, "test")).toBe(ports[0]);
   });
 });

@@ -58,10 +58,9 @@ async function memorySampler(stack: Stack) {
   const peaks = { workerMiB: 0, runtimeMiB: 0, heapMiB: 0, emulatorMiB: 0 };
   const heapInUse = await inspect(stack.inspectorPort);
   const sample = async () => {
-    const rss = wranglerGroup(stack).map((p) => p.rssMiB);
-    peaks.workerMiB = Math.max(peaks.workerMiB, rss.reduce((a, b) => a + b, 0));
-    // The runtime is the group's largest process under load (measured: ~0.8 MiB per resident object; the tooling is flat).
-    peaks.runtimeMiB = Math.max(peaks.runtimeMiB, ...rss);
+    const group = wranglerGroup(stack);
+    peaks.workerMiB = Math.max(peaks.workerMiB, group.reduce((a, p) => a + p.rssMiB, 0));
+    peaks.runtimeMiB = Math.max(peaks.runtimeMiB, group.find((p) => p.runtime)?.rssMiB ?? 0);
     peaks.emulatorMiB = Math.max(peaks.emulatorMiB, process.memoryUsage().rss / 1024 / 1024);
     peaks.heapMiB = Math.max(peaks.heapMiB, (await heapInUse()) / 1024 / 1024);
   };
@@ -71,14 +70,19 @@ async function memorySampler(stack: Stack) {
 
 /** The processes of `wrangler dev`'s process group: resident memory, and CPU time used so far (user + system). */
 function wranglerGroup(stack: Stack) {
-  const found: { rssMiB: number; cpuMs: number }[] = [];
+  const found: { rssMiB: number; cpuMs: number; runtime: boolean }[] = [];
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const line = readFileSync(`/proc/${pid}/stat`, "utf8");
       const stat = line.slice(line.lastIndexOf(")") + 2).split(" ");
       const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
       // Fields after the command: state, ppid, pgrp (2), ..., utime (11), stime (12), in clock ticks (100 per second here).
-      if (Number(stat[2]) === stack.wranglerPid && kb) found.push({ rssMiB: Number(kb[1]) / 1024, cpuMs: (Number(stat[11]) + Number(stat[12])) * 10 });
+      if (Number(stat[2]) !== stack.wranglerPid || !kb) continue;
+      // wrangler runs two workerd: its proxy (which binds the API's port) and the runtime of the Worker and its
+      // objects, the one with the inspector.
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      const runtime = args[0]!.endsWith("/workerd") && args.some((a) => a.startsWith("--inspector-addr"));
+      found.push({ rssMiB: Number(kb[1]) / 1024, cpuMs: (Number(stat[11]) + Number(stat[12])) * 10, runtime });
     } catch {
       // the process ended while we looked
     }
@@ -86,8 +90,18 @@ function wranglerGroup(stack: Stack) {
   return found;
 }
 
-/** CPU time used so far by the workerd that runs the Worker and its objects: the group's largest process (see memorySampler). */
-const runtimeCpuMs = (stack: Stack) => wranglerGroup(stack).reduce((a, b) => (b.rssMiB > a.rssMiB ? b : a), { rssMiB: 0, cpuMs: 0 }).cpuMs;
+/**
+ * The workerd that runs the Worker and its objects. Not the group's largest process: until objects fill it, wrangler's
+ * Node process can be larger, and a figure taken across the two (CPU before and after) meant nothing.
+ */
+function runtimeOf(group: ReturnType<typeof wranglerGroup>) {
+  const runtime = group.find((p) => p.runtime);
+  if (!runtime) throw new Error("the Worker's workerd (the one with the inspector) is not in wrangler dev's process group");
+  return runtime;
+}
+
+/** CPU time used so far by the workerd that runs the Worker and its objects. */
+const runtimeCpuMs = (stack: Stack) => runtimeOf(wranglerGroup(stack)).cpuMs;
 
 /** The JS heap in use of the Worker's isolate, asked through the DevTools protocol (`Runtime.getHeapUsage`). */
 async function inspect(port: number) {

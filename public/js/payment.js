@@ -5,6 +5,8 @@ import { clear, clearFieldErrors, decimal, dl, duration, field, h, minus, money,
 
 const stages = [["Initiated", "initiatedAt"], ["Created", "createdAt"], ["Settled", "settledAt"], ["Completed", "completedAt"]];
 const modes = { connecting: "Connecting…", live: "Live: events appear as they happen", polling: "Live connection down: checking every second" };
+/** How soon a failed read of the events is tried again. */
+const retryMs = 1000;
 const since = (a, b) => Date.parse(b) - Date.parse(a);
 const plus = (from, at) => from && at && h("span", { class: "delta" }, ` +${duration(since(from, at))}`);
 const notice = (cls, title, ...text) => h("p", { class: `notice ${cls}` }, h("strong", {}, title), ...text);
@@ -148,7 +150,9 @@ export function paymentView(main, id) {
     );
     clear(notes, notices(p));
     clear(stageSlot, stageList(p));
-    clear(list, timeline(events, held()));
+    // One version of the payment on the page: the timeline stops where the resource is (events read ahead of it wait
+    // for its next read, which fetchEvents makes at once) and before the first event missing.
+    clear(list, timeline(events, Math.min(held(), p.version)));
     clear(refundsBody, p.refunds.map(refundRow));
     refundsTable.hidden = !p.refunds.length;
     noRefunds.hidden = p.refunds.length > 0;
@@ -167,17 +171,18 @@ export function paymentView(main, id) {
         from = page.nextFromVersion;
       }
       if (!payment || stopped) return;
-      // Events read after the resource can be ahead of it: read it again, so the stages agree with the timeline.
-      if (held() > payment.version) await poll();
-      else draw();
+      draw();
+      // Events read after the resource can be ahead of it (draw shows them only with it): it is read again at once (if
+      // that read fails, they wait for the next one).
+      if (held() > payment.version) await poll().catch(() => {});
     }));
 
-  /** Keeps the newest resource (answers can arrive out of order) and fetches the events it is ahead by. */
+  /** Keeps the newest resource (answers can arrive out of order) and fetches the events it is ahead by, again a second later if that fails. */
   function update(p) {
     if (stopped) return;
     if (!payment || p.version >= payment.version) payment = p;
     draw();
-    if (payment.version > held()) fetchEvents().catch(() => {});
+    if (payment.version > held()) fetchEvents().catch(() => setTimeout(() => update(payment), retryMs));
   }
   const poll = async () => update(await api(`/api/payments/${id}`));
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Stack, type StackKeys } from "../../scripts/stack.ts";
+import { startStack, until as untilTrue, type Stack, type StackKeys } from "../../scripts/stack.ts";
 import { leftovers } from "../e2e/setup.ts";
 import { chromiumArgs, findChromium } from "./chromium.ts";
 
@@ -143,7 +143,7 @@ describe("the merchant dashboard", () => {
       await page.getByText("Live: events appear as they happen").waitFor();
       const types = await page.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
       expect(types).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
-      await until(page.locator(".stage.done").nth(3), "The lifecycle's four stages all shown as done", 5_000);
+      // The page shows one version of the payment: a timeline at PaymentCompleted means stages at completed.
       expect(await page.locator(".stage.done").count()).toBe(4);
       expect(await page.locator("h1").textContent()).toBe("86.10 GBP");
       await page.locator(".title-row .status", { hasText: "Completed" }).waitFor();
@@ -180,32 +180,89 @@ describe("the merchant dashboard", () => {
   });
 
   describe("when the browser cannot open the live WebSocket", () => {
-    it("falls back to polling every second and still follows the lifecycle to completed", async () => {
+    /** A page of its own whose WebSocket constructor throws, signed in; closed with its context by the test. */
+    async function pollingPage() {
       const context = await browser!.newContext({ viewport: desktop });
-      try {
-        await context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" });
-        const blocked = await context.newPage();
-        await blocked.goto(`${stack!.apiUrl}/`);
-        await blocked.getByLabel("Merchant API key").fill(keys.merchantKey);
-        await blocked.getByRole("button", { name: "Continue" }).click();
-        await blocked.getByRole("heading", { name: "Payments" }).waitFor();
+      await context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" });
+      const blocked = await context.newPage();
+      await blocked.goto(`${stack!.apiUrl}/`);
+      await blocked.getByLabel("Merchant API key").fill(keys.merchantKey);
+      await blocked.getByRole("button", { name: "Continue" }).click();
+      await blocked.getByRole("heading", { name: "Payments" }).waitFor();
+      return { context, blocked };
+    }
+    /** Creates a payment through the API, as another client of the merchant would. */
+    async function createThroughApi(amount: number) {
+      const res = await fetch(`${stack!.apiUrl}/api/payments`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${keys.merchantKey}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
+        body: JSON.stringify({ amount, currency: "EUR" }),
+      });
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { id: string }).id;
+    }
+    const statusOf = async (id: string) =>
+      ((await (await fetch(`${stack!.apiUrl}/api/payments/${id}`, { headers: { authorization: `Bearer ${keys.merchantKey}` } })).json()) as { status: string }).status;
 
+    it("falls back to polling every second and still follows the lifecycle to completed", async () => {
+      const { context, blocked } = await pollingPage();
+      try {
         // The provider holds the settlement until the page has shown the payment waiting for it; then it moves on.
         await simulator({ hold: ["settle"] });
-        const res = await fetch(`${stack!.apiUrl}/api/payments`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${keys.merchantKey}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
-          body: JSON.stringify({ amount: 12.34, currency: "EUR" }),
-        });
-        const { id } = (await res.json()) as { id: string };
+        const id = await createThroughApi(12.34);
         await blocked.goto(`${stack!.apiUrl}/#/payments/${id}`);
         await blocked.getByText("checking every second").waitFor();
         await blocked.locator(".stage", { hasText: "waiting…" }).first().waitFor();
         await simulator({ hold: [] });
         await until(blocked.locator("#timeline [data-event-type=PaymentCompleted]"), "The polled timeline reaching PaymentCompleted");
-        // The stages come from the payment's resource, read alongside the events: both reach the end.
-        await until(blocked.locator(".stage.done").nth(3), "The polled lifecycle's four stages all shown as done", 5_000);
         expect(await blocked.locator(".stage.done").count()).toBe(4);
+      } finally {
+        await simulator({ hold: [] });
+        await context.close();
+      }
+    }, lifecycleMs + 10_000);
+
+    it("shows events read ahead of the payment only with the payment as of them", async () => {
+      const { context, blocked } = await pollingPage();
+      try {
+        // Settled, its notification held. The page's first read of the events is answered only once the payment has
+        // completed (the notification let go), so the payment it read beside them, at settled, is behind them.
+        await simulator({ hold: ["notify"] });
+        const id = await createThroughApi(23.45);
+        expect(await untilTrue(async () => (await statusOf(id)) === "settled", lifecycleMs, 50)).toBe(true);
+        // The page's first read of the payment is answered at settled; every later one waits at a gate, so what the
+        // page shows meanwhile is all it has.
+        let reads = 0;
+        let answered = false;
+        let waiting = false;
+        let open = () => {};
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        await blocked.route(`**/api/payments/${id}`, async (route) => {
+          if (reads++ === 0) {
+            const response = await route.fetch();
+            answered = true;
+            return route.fulfill({ response });
+          }
+          waiting = true;
+          await gate;
+          await route.continue();
+        });
+        await blocked.route(`**/api/payments/${id}/events?*`, async (route) => {
+          expect(await untilTrue(() => answered, lifecycleMs, 10)).toBe(true);
+          await simulator({ hold: [] });
+          expect(await untilTrue(async () => (await statusOf(id)) === "completed", lifecycleMs, 50)).toBe(true);
+          await route.continue();
+        });
+        await blocked.goto(`${stack!.apiUrl}/#/payments/${id}`);
+        expect(await untilTrue(() => waiting, lifecycleMs, 20)).toBe(true);
+        // The page holds every event and the payment at settled: it shows the payment at settled, events and stages.
+        const shown = () => blocked.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
+        expect(await shown()).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled"]);
+        expect(await blocked.locator(".stage.done").count()).toBe(3);
+        open();
+        await until(blocked.locator("#timeline [data-event-type=PaymentCompleted]"), "The timeline reaching PaymentCompleted");
+        expect(await blocked.locator(".stage.done").count()).toBe(4);
+        expect(await shown()).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled", "PaymentCompleted"]);
       } finally {
         await simulator({ hold: [] });
         await context.close();

@@ -145,15 +145,18 @@ export function claim(port: number, what: string): Promise<number> {
 export async function freePort(what: string): Promise<number> {
   const range = existsSync(ephemeralRange) ? readFileSync(ephemeralRange, "utf8").trim().split(/\s+/).map(Number) : [];
   const below = range[0] ?? 0;
-  for (let attempt = 0; below > lowestFree + 1 && attempt < 50; attempt++) {
+  for (let attempt = 0; below > lowestFree && attempt < 50; attempt++) {
     const port = lowestFree + Math.floor(Math.random() * (below - lowestFree));
+    // Not one handed out already: it may not be bound yet (two stacks, or a stack's API and inspector).
+    if (handedOut.has(port)) continue;
     const bound = await claim(port, what).catch(() => null);
-    if (bound !== null) return bound;
+    if (bound !== null) return handedOut.add(bound), bound;
   }
   return claim(0, what);
 }
 const ephemeralRange = "/proc/sys/net/ipv4/ip_local_port_range";
 const lowestFree = 10_000;
+const handedOut = new Set<number>();
 
 async function startService<T>(start: () => Promise<T>, port: number, what: string): Promise<T> {
   try {

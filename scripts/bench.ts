@@ -234,14 +234,16 @@ async function platformFloor(stateBase: string) {
 // ---- the run ----
 
 const started = Date.now();
+/** One no-op request (the Worker's liveness route) through the stack, with these headers; answers its milliseconds. */
+const timedNoop = async (stack: Stack, headers: Record<string, string> = {}) => (await timed(() => fetch(`${stack.apiUrl}/livez`, { headers }).then((r) => r.text())))[0];
 /**
  * The no-op's latency (and the runtime's CPU for it), then creates one at a time, back to back, after 20 to warm up,
  * with the runtime's CPU over them: the creates and the lifecycles they start, which run beside them.
  */
 async function backToBack(stack: Stack, timedCreate: (amount: number) => Promise<number>) {
-  for (let i = 0; i < 50; i++) await fetch(`${stack.apiUrl}/livez`).then((r) => r.text());
+  for (let i = 0; i < 50; i++) await timedNoop(stack);
   const noopCpu = runtimeCpuMs(stack);
-  const noop = await pool(300, 1, async () => (await timed(() => fetch(`${stack.apiUrl}/livez`).then((r) => r.text())))[0]);
+  const noop = await pool(300, 1, () => timedNoop(stack));
   const noopRuntimeCpuMs = round((runtimeCpuMs(stack) - noopCpu) / 300, 2);
   for (let i = 0; i < 20; i++) await timedCreate(1);
   const [create1Ms, [create1Cpu, create1]] = await timed(async () => {
@@ -290,7 +292,7 @@ await withStack("cosmos", {}, async (stack, client) => {
   const half = (i: number) => (i % 2 === 0 ? gzip : identity);
   await pool(300, 1, async (i) => {
     const h = half(i);
-    h.noop.push((await timed(() => fetch(`${stack.apiUrl}/livez`, { headers: h.noopHeaders }).then((r) => r.text())))[0]);
+    h.noop.push(await timedNoop(stack, h.noopHeaders));
   });
   const pairedIds: string[] = [];
   await pool(200, 1, async (i) => {

@@ -180,16 +180,21 @@ describe("the merchant dashboard", () => {
   });
 
   describe("when the browser cannot open the live WebSocket", () => {
-    /** A page of its own whose WebSocket constructor throws, signed in; closed with its context by the test. */
+    /** A page of its own whose WebSocket constructor throws, signed in; the test closes its context (this does if signing in fails). */
     async function pollingPage() {
       const context = await browser!.newContext({ viewport: desktop });
-      await context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" });
-      const blocked = await context.newPage();
-      await blocked.goto(`${stack!.apiUrl}/`);
-      await blocked.getByLabel("Merchant API key").fill(keys.merchantKey);
-      await blocked.getByRole("button", { name: "Continue" }).click();
-      await blocked.getByRole("heading", { name: "Payments" }).waitFor();
-      return { context, blocked };
+      try {
+        await context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" });
+        const blocked = await context.newPage();
+        await blocked.goto(`${stack!.apiUrl}/`);
+        await blocked.getByLabel("Merchant API key").fill(keys.merchantKey);
+        await blocked.getByRole("button", { name: "Continue" }).click();
+        await blocked.getByRole("heading", { name: "Payments" }).waitFor();
+        return { context, blocked };
+      } catch (e) {
+        await context.close();
+        throw e;
+      }
     }
     /** Creates a payment through the API, as another client of the merchant would. */
     async function createThroughApi(amount: number) {

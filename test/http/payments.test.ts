@@ -52,6 +52,11 @@ describe("creating a payment", () => {
     [{ amount: 10, currency: "GBP", metadata: { ["k".repeat(41)]: "v" } }, `metadata.${"k".repeat(41)}`],
     [{ amount: 10, currency: "GBP", metadata: { k: "v".repeat(501) } }, "metadata.k"],
     [{ amount: 10, currency: "GBP", metadata: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, "v"])) }, "metadata"],
+    // Control characters of every block: C0, DEL and C1 (U+0085 next line, U+009B a terminal's escape).
+    [{ amount: 10, currency: "GBP", metadata: { k: "a\u001bb" } }, "metadata.k"],
+    [{ amount: 10, currency: "GBP", metadata: { k: "a\u007fb" } }, "metadata.k"],
+    [{ amount: 10, currency: "GBP", metadata: { k: "a\u0085b" } }, "metadata.k"],
+    [{ amount: 10, currency: "GBP", metadata: { k: "a\u009b31m" } }, "metadata.k"],
   ])("refuses %j with an error on %s", async (body, field) => {
     const res = await api("/api/payments", { body });
     expect(problemOf(res)).toEqual({ status: 400, type: "application/problem+json", code: "validation_failed" });

@@ -97,15 +97,17 @@ export const setCounter = (state: DurableObjectState, key: string, value: number
 
 /**
  * After a test writes storage behind a warm object's back: the object keeps what it read of it in memory (the meta
- * row, counters, confirmed deliveries and the ids of unconfirmed ones, its alarm's time), so it must read them again.
+ * row, counters, confirmed deliveries and the ids of unconfirmed ones, its alarm's time), so it must read them again;
+ * what it remembers of its own sends is forgotten too, so that a test's `relayed-at` is the time of every send.
  */
 function forgetCached(instance: unknown) {
-  const o = instance as { metaRow: unknown; deliveredRows: unknown; counterRows: unknown; unconfirmedIds: Map<number, string>; alarmAt: unknown };
+  const o = instance as { metaRow: unknown; deliveredRows: unknown; counterRows: unknown; unconfirmedIds: Map<number, string>; sentAt: Map<number, number>; alarmAt: unknown };
   o.metaRow = undefined;
   o.alarmAt = undefined;
   o.deliveredRows = null;
   o.counterRows = null;
   o.unconfirmedIds.clear();
+  o.sentAt.clear(); // when each version was sent: the stored `relayed-at` stands for all, as after a restart
 }
 
 /**

@@ -104,6 +104,12 @@ export class PaymentObject extends DurableObject<Env> {
    * back from the copy (which it still does for a version missing here, e.g. after a restart).
    */
   private readonly unconfirmedIds = new Map<number, string>();
+  /**
+   * When each unconfirmed version was last sent, while the object is in memory; otherwise the stored `relayed-at`
+   * (the last relay's time) stands for every version. Redelivery is due a while after a version's own send, so a
+   * payment that keeps relaying other events does not put off the one that was lost.
+   */
+  private readonly sentAt = new Map<number, number>();
   private schemaReady = false;
   /** Bookkeeping written behind (see `bookkeeping`), and the timer that writes it if nothing else does first. */
   private readonly behindWrites: (() => void)[] = [];
@@ -590,11 +596,15 @@ export class PaymentObject extends DurableObject<Env> {
     } finally {
       this.claim = null;
     }
-    if (reply.ok) {
-      // Written with the relay's bookkeeping (see `published`), or on its own after it when nothing was appended.
+    // A success is kept for the key's replays if the key holds a claim: the command appended (or a retry of one that
+    // did). A repeat that changed nothing (a cancel of a cancelled payment) keeps nothing, so that fresh keys cannot
+    // grow the object's storage: a retry is decided again, to the same answer.
+    if (reply.ok && (row || claim.written)) {
+      // Written with the relay's bookkeeping (see `published`), or on its own after it when nothing was appended (a
+      // retry that found its claim, and the command already done).
       this.replies.push(() => this.write("INSERT OR REPLACE INTO idempotency VALUES (?, ?, ?, ?)", key, fingerprint, JSON.stringify(reply), Date.now()));
       this.later(() => this.storeReplies());
-    } else release();
+    } else if (!reply.ok) release();
     return reply;
   }
 
@@ -786,8 +796,12 @@ export class PaymentObject extends DurableObject<Env> {
       copy = [];
       this.sql.exec("DELETE FROM events");
       this.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
+      // Stored replies may name what Cosmos lost (a refund, the payment itself): each becomes a claim again, so that a
+      // retry is decided against what Cosmos holds. Ids derived from the key find a command it still holds as a repeat.
+      this.sql.exec("UPDATE idempotency SET reply = '' WHERE reply <> ''");
       this.deliveredRows = null;
       this.unconfirmedIds.clear();
+      this.sentAt.clear();
       this.updateMeta({ relayed_version: Math.min(this.meta()!.relayed_version, version) });
     }
     this.keep(tail);
@@ -947,7 +961,9 @@ export class PaymentObject extends DurableObject<Env> {
     const last = batch.at(-1)!.stream.version;
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
-    this.bookkeeping(() => this.setCounter("relayed-at", Date.now()));
+    const sent = Date.now();
+    for (const d of batch) this.sentAt.set(d.stream.version, sent);
+    this.bookkeeping(() => this.setCounter("relayed-at", sent));
     return { relayed_version: Math.max(this.meta()!.relayed_version, last) };
   }
 
@@ -965,6 +981,7 @@ export class PaymentObject extends DurableObject<Env> {
     });
     delivered.add(message.version);
     this.unconfirmedIds.delete(message.version);
+    this.sentAt.delete(message.version);
   }
 
   /** Relayed versions the consumer has not reported (a queue can lose messages, e.g. a local one on restart). */
@@ -979,12 +996,19 @@ export class PaymentObject extends DurableObject<Env> {
     return this.deliveredRows;
   }
 
+  /** When redelivery is due: REDELIVER_AFTER_MS (backed off) after the oldest send of an unconfirmed version. */
+  private redeliveryDueAt(missing: number[]) {
+    const relayedAt = this.counter("relayed-at") ?? 0;
+    return Math.min(...missing.map((v) => this.sentAt.get(v) ?? relayedAt)) + this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS);
+  }
+
   private async redeliverOverdue() {
     const missing = this.undelivered();
-    const relayedAt = this.counter("relayed-at") ?? 0;
-    if (missing.length === 0 || Date.now() - relayedAt < this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS)) return;
+    if (missing.length === 0 || Date.now() < this.redeliveryDueAt(missing)) return;
     await this.send(this.kept(missing[0]!).filter((d) => missing.includes(d.stream.version)));
-    this.setCounter("relayed-at", Date.now());
+    const sent = Date.now();
+    for (const v of missing) this.sentAt.set(v, sent);
+    this.setCounter("relayed-at", sent);
     this.backOff("redeliver");
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
   }
@@ -1019,7 +1043,8 @@ export class PaymentObject extends DurableObject<Env> {
     const c = this.svc.config;
     const due: number[] = [];
     if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
-    if (this.undelivered().length > 0) due.push(Math.max((this.counter("relayed-at") ?? 0) + this.backedOff("redeliver", c.REDELIVER_AFTER_MS), Date.now() + 1));
+    const missing = this.undelivered();
+    if (missing.length > 0) due.push(Math.max(this.redeliveryDueAt(missing), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === null || activity) this.holdWarm(at !== null);

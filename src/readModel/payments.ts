@@ -1,7 +1,7 @@
 // The payments list: a read model in D1, kept from the relayed events and rebuildable from Cosmos's change feed.
 // Rows only move forward (an upsert wins only with a higher version), so redelivered, late or reordered
 // messages cannot double-count or roll a payment back: each event's effect is applied at most once.
-import type { EventStore } from "../core/eventStore.ts";
+import { EventStoreError, type EventDocument, type EventStore } from "../core/eventStore.ts";
 import { replay } from "../cosmos/codec.ts";
 import { paymentSummary, type PaymentSummary } from "../payment/resource.ts";
 import type { Status } from "../payment/state.ts";
@@ -113,7 +113,8 @@ export const rebuildContinuation = /^(\d+)\.([\s\S]+)$/;
  * its row replaced in place, so the list stays whole while a rebuild runs, or after one that failed (run it again).
  * Call again with the continuation until it comes back null; the last page deletes the rows nobody wrote since the
  * rebuild began (payments Cosmos does not hold). A row the live consumer wrote since then only moves forward: the
- * consumer may record a newer version of a stream between its replay here and its upsert.
+ * consumer may record a newer version of a stream between its replay here and its upsert. A page whose read of a
+ * stream stays behind that stream's commits fails (503): run it again.
  */
 export async function rebuildPage(db: D1Database, store: EventStore, continuation: string | null, legacyMerchantId: string) {
   const [, since, feed] = (continuation && rebuildContinuation.exec(continuation)) || [];
@@ -122,7 +123,14 @@ export async function rebuildPage(db: D1Database, store: EventStore, continuatio
   const page = await store.changedStreams(feed ?? null, 100);
   let payments = 0;
   for (const streamId of page.streamIds) {
-    const { state, version } = replay(await store.load(streamId));
+    // A rebuild may lower a row, so it replays only a read that shows the stream's version as appends see it (asked
+    // first): a read may come from a replica behind the latest commit. Such a replica catches up in moments.
+    const committed = await store.version(streamId);
+    const behind = (docs: EventDocument[]) => (docs.at(-1)?.stream.version ?? 0) < committed;
+    let docs = await store.load(streamId);
+    if (behind(docs)) docs = await store.load(streamId);
+    if (behind(docs)) throw new EventStoreError("unavailable", `Cosmos DB's read of ${streamId} is behind its commits; run this page again`);
+    const { state, version } = replay(docs);
     if (state.status === "none") continue;
     await projection(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId), rebuiltSince).run();
     payments++;

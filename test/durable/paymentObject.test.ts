@@ -121,6 +121,31 @@ describe("the payment's object", () => {
     expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded"]);
   });
 
+  it("decides a keyed command again once Cosmos no longer holds what its recorded reply names (a container restored under the object)", async () => {
+    const payment = await createPayment({ amount: 210, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    const refund = (key: string) => api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 }, headers: { "idempotency-key": key } });
+    const refunded = (n: number) => waitForPayment(payment.id, (p) => p.refunds.length === n && p.refunds.every((r) => r.status === "succeeded"));
+    const kept = await refund("kept");
+    await refunded(1);
+    const lost = await refund("lost");
+    await refunded(2);
+    // The container is restored to version 6: the second refund's events (7 and 8) are gone.
+    const streamId = `pay:${payment.id}`;
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await evict(stub);
+    for (const version of [7, 8]) await store().container.item(`${streamId}:${version}`, streamId).delete();
+    expect((await api(`/api/payments/${payment.id}`)).body.refunds.map((r: Json) => r.id)).toEqual([kept.body.id]);
+
+    // The refund Cosmos still holds is a repeat: the refund as it is now. The lost one is requested again, under its id.
+    const keptAgain = await refund("kept");
+    expect(keptAgain).toMatchObject({ status: 202, body: { id: kept.body.id, status: "succeeded" } });
+    expect(keptAgain.headers.get("idempotent-replayed")).toBeNull();
+    expect(await refund("lost")).toMatchObject({ status: 202, body: { id: lost.body.id, status: "pending" } });
+    await refunded(2);
+    expect((await store().load(streamId)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded", "RefundRequested", "RefundSucceeded"]);
+  });
+
   it("after eviction, keeps its copy when Cosmos's read lags behind it (a replica behind the latest commit) and serves the payment as committed", async () => {
     const payment = await createPayment({ amount: 209, currency: "GBP" });
     const before = await waitForPayment(payment.id, (p) => p.status === "completed");

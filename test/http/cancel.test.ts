@@ -1,4 +1,7 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { keys } from "../setup/constants.ts";
 import { api, createPayment, notified, simulator, store, waitForPayment, type Json } from "../helpers.ts";
 
@@ -85,6 +88,28 @@ describe("cancelling a payment", () => {
     expect((await api(`/api/payments/${payment.id}/cancel`, { body: { reason: "b" }, headers: { "idempotency-key": key } })).status).toBe(422);
     expect((await api(`/api/payments/${payment.id}/cancel`, { body: {} })).status).toBe(200);
     expect((await types(payment.id)).filter((t) => t === "PaymentCancelled")).toHaveLength(1);
+  });
+
+  it("records nothing for a repeat that changed nothing: fresh keys on a cancelled payment are answered, and its storage stays as it was", async () => {
+    await simulator.settings({ failNext: { route: "create", count: 3, status: 503 } });
+    const payment = await createPayment({ amount: 505, currency: "GBP" });
+    const cancel = (key: string, reason: string) => api(`/api/payments/${payment.id}/cancel`, { body: { reason }, headers: { "idempotency-key": key } });
+    const first = await cancel("first", "a");
+    expect(first).toMatchObject({ status: 200, body: { status: "cancelled" } });
+    for (let i = 0; i < 5; i++) {
+      const repeat = await cancel(`repeat-${i}`, "b");
+      expect(repeat).toMatchObject({ status: 200, body: { status: "cancelled", cancellation: first.body.cancellation } });
+      expect(repeat.headers.get("idempotent-replayed")).toBeNull();
+    }
+    // The first key still replays (its reply is in the object's storage by now: the replay reads it there)...
+    const replay = await cancel("first", "a");
+    expect(replay).toMatchObject({ status: 200, body: first.body });
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    // ...and it is the only key recorded.
+    const recorded = await runInDurableObject(env.PAYMENTS.getByName(payment.id), (_: PaymentObject, state) =>
+      state.storage.sql.exec<{ key: string }>("SELECT key FROM idempotency").toArray().map((r) => r.key),
+    );
+    expect(recorded).toEqual(["cancel:merchant-a:first"]);
   });
 
   it("racing with the create step ends cancelled, or created then cancelled, and never settled", async () => {

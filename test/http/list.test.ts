@@ -108,9 +108,32 @@ describe("the payments list", () => {
     await waitListed([payment.id], (r) => r.refundedAmount === 1);
     const listedVersion = (await listed("?limit=100")).data.find((r) => r.id === payment.id)!.version;
     // ...and a later page of the rebuild whose read of this stream came before the refund.
-    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), load: async () => docs } as unknown as EventStore;
+    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), version: async () => docs.length, load: async () => docs } as unknown as EventStore;
     expect(await rebuildPage(env.READ_MODEL, stale, first.continuation, "dev")).toEqual({ payments: 1, continuation: null });
     expect((await listed("?limit=100")).data.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: listedVersion, refundedAmount: 1 });
+  });
+
+  it("is not moved back by a rebuild whose read of a stream lags behind its commits (a replica behind)", async () => {
+    const payment = await createPayment({ amount: 25, currency: "GBP" });
+    await waitForAll([payment.id], (p) => p.status === "completed");
+    await waitListed([payment.id], (r) => r.status === "completed");
+    const real = store();
+    const streamId = `pay:${payment.id}`;
+    let readsBehind = 2;
+    const replica = {
+      changedStreams: async () => ({ streamIds: [streamId], continuation: "feed" }),
+      version: (s: string) => real.version(s),
+      load: async (s: string) => ((docs) => (readsBehind-- > 0 ? docs.slice(0, 2) : docs))(await real.load(s)),
+    } as unknown as EventStore;
+    const row = async () => (await listed("?limit=100")).data.find((r) => r.id === payment.id);
+    // Read behind twice: the page fails (run it again), and the row stays as the consumer wrote it.
+    await expect(rebuildPage(env.READ_MODEL, replica, null, "dev")).rejects.toThrow(/behind its commits/);
+    expect(await row()).toMatchObject({ status: "completed", version: 4 });
+    // Read behind once: read again, and replayed as Cosmos holds it.
+    readsBehind = 1;
+    expect(await rebuildPage(env.READ_MODEL, replica, null, "dev")).toMatchObject({ payments: 1 });
+    expect(await row()).toMatchObject({ status: "completed", version: 4 });
+    expect(readsBehind).toBe(-1);
   });
 
   it("stays whole while a rebuild runs, and after one that failed", async () => {

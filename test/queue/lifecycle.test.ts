@@ -314,6 +314,30 @@ describe("a slow queue", () => {
     expect(row!.lag_ms).toBeLessThan(2 * sentAgo);
   });
 
+  it("sends a lost message again on time while its payment keeps relaying others: a redelivery is due after that message's own send", async () => {
+    const payment = await createPayment({ amount: 137, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    await env.READ_MODEL.prepare("DELETE FROM queue_health").run(); // no observed lag to wait for
+    const stub = env.PAYMENTS.getByName(payment.id);
+    // The object sends a lost message again after a second, and the next message it sends is lost: version 5, a
+    // refund's request.
+    await runInDurableObject(stub, (instance) => {
+      const o = instance as unknown as { env: Env; svc: { config: Record<string, unknown> } };
+      const queue = o.env.EVENTS;
+      let sends = 0;
+      o.env = { ...o.env, EVENTS: { sendBatch: (messages: MessageSendRequest[]) => (sends++ === 0 ? Promise.resolve() : queue.sendBatch(messages)) } as unknown as Queue };
+      o.svc = { ...o.svc, config: { ...o.svc.config, REDELIVER_AFTER_MS: 1000 } };
+    });
+    const refund = () => api(`/api/payments/${payment.id}/refunds`, { body: { amount: 0.01 } });
+    expect((await refund()).status).toBe(202);
+    // Refunds, one after another (each relayed well within a second), until the lost request's delivery is confirmed.
+    let more = 0;
+    for (const deadline = Date.now() + 10_000; !(await reported(stub)).includes(5) && Date.now() < deadline; more++) expect((await refund()).status).toBe(202);
+    expect(await reported(stub)).toContain(5);
+    expect(more).toBeGreaterThan(0);
+    await waitForPayment(payment.id, (p) => p.refunds.length === more + 1 && p.refunds.every((r) => r.status === "succeeded"));
+  });
+
   it("is not mistaken for a lost message: redelivery waits twice the observed lag, then sends again once it is stale", async () => {
     const payment = await createPayment({ amount: 139, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

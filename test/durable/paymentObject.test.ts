@@ -265,7 +265,7 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${id}/refunds`, { method: "POST", headers })).body.code).toBe("store_unavailable");
     await refund.land();
     await evict(stub);
-    const retried = await api(`/api/payments/${id}/refunds`, { method: "POST", headers }); console.log("RETRIED", JSON.stringify(retried.body), JSON.stringify((await store().load(`pay:${id}`)).map((d) => d.eventType)));
+    const retried = await api(`/api/payments/${id}/refunds`, { method: "POST", headers });
     expect(retried).toMatchObject({ status: 202, body: { object: "refund", amount: 231 } });
     expect((await store().load(`pay:${id}`)).filter((d) => d.eventType === "RefundRequested")).toHaveLength(1);
   });

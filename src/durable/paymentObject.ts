@@ -25,7 +25,7 @@ import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
 import { encode, replay } from "../cosmos/codec.ts";
 import { decide, type Command } from "../payment/decide.ts";
-import { streamIdOf } from "../payment/events.ts";
+import { eventIdFor, streamIdOf } from "../payment/events.ts";
 import { appendsNothing, nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
 import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
@@ -105,9 +105,10 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private readonly unconfirmedIds = new Map<number, string>();
   /**
-   * When each unconfirmed version was last sent, while the object is in memory; otherwise the stored `relayed-at`
-   * (the last relay's time) stands for every version. Redelivery is due a while after a version's own send, so a
-   * payment that keeps relaying other events does not put off the one that was lost.
+   * When each unconfirmed version was last sent (or is due, if sent with a delay). A version the object has not sent
+   * since it started takes the stored `relayed-at` (the last relay's time) when first looked at, and keeps it.
+   * Redelivery is due a while after a version's own send, so a payment that keeps relaying other events does not put
+   * off the one that was lost, and a version still in flight is not sent again with it.
    */
   private readonly sentAt = new Map<number, number>();
   private schemaReady = false;
@@ -480,7 +481,7 @@ export class PaymentObject extends DurableObject<Env> {
       const decision = decide(command, this.state);
       if (!decision.ok) return failure(decision.rejection.code, decision.rejection.message);
       if (decision.events.length === 0) return { ok: true, publish: async () => {} };
-      const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: crypto.randomUUID(), ...causation }));
+      const docs = decision.events.map((e, i) => encode(streamId, this.version + i + 1, e, { eventId: eventIdFor(e), ...causation }));
       const earlier = this.meta()!.pending_since;
       if (this.claim && !this.claim.written)
         this.claim.written = this.sql.exec("INSERT OR IGNORE INTO idempotency VALUES (?, ?, '', ?)", this.claim.key, this.claim.fingerprint, Date.now()).rowsWritten > 0;
@@ -580,6 +581,10 @@ export class PaymentObject extends DurableObject<Env> {
    */
   private async idempotent<T>(key: string, keyed: boolean, fingerprint: string, run: () => Promise<Reply<T>>): Promise<Reply<T>> {
     if (!keyed) return run();
+    // The record is read with the stream loaded: a load is what finds a container restored under the object, which
+    // turns the replies it recorded back into claims (see `load`).
+    const meta = this.isNew ? null : this.meta();
+    if (meta) await this.ensureLoaded(meta.payment_id);
     const row = this.isNew ? undefined : this.sql.exec<{ fingerprint: string; reply: string }>("SELECT fingerprint, reply FROM idempotency WHERE key = ?", key).toArray()[0];
     if (row && row.fingerprint !== fingerprint) return failure("idempotency_key_reused", "this Idempotency-Key was used with a different request");
     if (row && row.reply !== "") return { ...(JSON.parse(row.reply) as Extract<Reply<T>, { ok: true }>), replayed: true };
@@ -797,7 +802,8 @@ export class PaymentObject extends DurableObject<Env> {
       this.sql.exec("DELETE FROM events");
       this.sql.exec("DELETE FROM deliveries WHERE version > ?", version);
       // Stored replies may name what Cosmos lost (a refund, the payment itself): each becomes a claim again, so that a
-      // retry is decided against what Cosmos holds. Ids derived from the key find a command it still holds as a repeat.
+      // retry is decided against what Cosmos holds. Ids derived from the key find a command it still holds as a repeat,
+      // and one it lost reaches the provider under the key it had (see `eventIdFor`).
       this.sql.exec("UPDATE idempotency SET reply = '' WHERE reply <> ''");
       this.deliveredRows = null;
       this.unconfirmedIds.clear();
@@ -813,6 +819,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (tail.length > 0) this.progressed();
     const relayed = this.meta()?.relayed_version ?? 0;
     this.unrelayed = [...copy, ...tail].filter((d) => d.stream.version > relayed);
+    this.lastSends(); // dated before a relay here moves the last relay's time
     this.updateMeta(await this.relay());
   }
 
@@ -961,9 +968,7 @@ export class PaymentObject extends DurableObject<Env> {
     const last = batch.at(-1)!.stream.version;
     await this.crash("after-send", last);
     this.unrelayed = this.unrelayed.filter((d) => d.stream.version > last);
-    const sent = Date.now();
-    for (const d of batch) this.sentAt.set(d.stream.version, sent);
-    this.bookkeeping(() => this.setCounter("relayed-at", sent));
+    this.bookkeeping(() => this.setCounter("relayed-at", Date.now()));
     return { relayed_version: Math.max(this.meta()!.relayed_version, last) };
   }
 
@@ -996,21 +1001,28 @@ export class PaymentObject extends DurableObject<Env> {
     return this.deliveredRows;
   }
 
-  /** When redelivery is due: REDELIVER_AFTER_MS (backed off) after the oldest send of an unconfirmed version. */
-  private redeliveryDueAt(missing: number[]) {
+  /** Each unconfirmed version's last send; one not sent since the object started takes the last relay's time, and keeps it. */
+  private lastSends() {
     const relayedAt = this.counter("relayed-at") ?? 0;
-    return Math.min(...missing.map((v) => this.sentAt.get(v) ?? relayedAt)) + this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS);
+    return this.undelivered().map((version) => {
+      if (!this.sentAt.has(version)) this.sentAt.set(version, relayedAt);
+      return { version, at: this.sentAt.get(version)! };
+    });
+  }
+
+  /** When each unconfirmed version is due to be sent again: REDELIVER_AFTER_MS (backed off) after its last send. */
+  private redeliveries() {
+    const after = this.backedOff("redeliver", this.svc.config.REDELIVER_AFTER_MS);
+    return this.lastSends().map(({ version, at }) => ({ version, dueAt: at + after }));
   }
 
   private async redeliverOverdue() {
-    const missing = this.undelivered();
-    if (missing.length === 0 || Date.now() < this.redeliveryDueAt(missing)) return;
-    await this.send(this.kept(missing[0]!).filter((d) => missing.includes(d.stream.version)));
-    const sent = Date.now();
-    for (const v of missing) this.sentAt.set(v, sent);
-    this.setCounter("relayed-at", sent);
+    const due = this.redeliveries().flatMap((r) => (r.dueAt <= Date.now() ? [r.version] : []));
+    if (due.length === 0) return;
+    await this.send(this.kept(due[0]!).filter((d) => due.includes(d.stream.version)));
+    this.setCounter("relayed-at", Date.now());
     this.backOff("redeliver");
-    log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: missing.join(",") });
+    log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: due.join(",") });
   }
 
   /** Publishes events, due in `delaySeconds`. */
@@ -1019,6 +1031,9 @@ export class PaymentObject extends DurableObject<Env> {
     for (let i = 0; i < docs.length; i += 100) {
       const messages = docs.slice(i, i + 100).map((d) => dueIn(eventMessage(d, summary), delaySeconds));
       await this.env.EVENTS.sendBatch(messages);
+      const sent = Date.now() + delaySeconds * 1000;
+      const confirmed = this.deliveries(); // a re-driven step's trigger was confirmed before: nothing to wait for
+      for (const m of messages) if (!confirmed.has(m.body.version)) this.sentAt.set(m.body.version, sent);
       for (const m of messages) log("info", "event relayed", { paymentId: this.paymentId(), eventId: m.body.eventId, version: m.body.version, type: m.body.type });
     }
   }
@@ -1043,8 +1058,8 @@ export class PaymentObject extends DurableObject<Env> {
     const c = this.svc.config;
     const due: number[] = [];
     if (meta.pending_since !== null || this.unrelayed.length > 0) due.push(Date.now() + c.RELAY_CHECK_MS);
-    const missing = this.undelivered();
-    if (missing.length > 0) due.push(Math.max(this.redeliveryDueAt(missing), Date.now() + 1));
+    const redeliveries = this.redeliveries();
+    if (redeliveries.length > 0) due.push(Math.max(Math.min(...redeliveries.map((r) => r.dueAt)), Date.now() + 1));
     if (this.dueSteps(false).length > 0) due.push(Math.max(meta.progress_at + this.backedOff("watchdog", c.WATCHDOG_MS), Date.now() + 1));
     const at = due.length > 0 ? Math.min(...due) : null;
     if (at === null || activity) this.holdWarm(at !== null);

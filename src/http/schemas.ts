@@ -6,8 +6,11 @@ import type { PaymentResource, RefundResource } from "../payment/resource.ts";
 import type { Status } from "../payment/state.ts";
 import { codesOf } from "./problems.ts";
 
-/** No control characters: Unicode's Cc, C0 and DEL and C1 alike (U+0085 breaks lines, U+009B starts terminal escapes). */
-const noControlCharacters = /^\P{Cc}*$/u;
+/**
+ * No control characters: Unicode's Cc, C0 and DEL and C1 alike (U+0085 breaks lines, U+009B starts terminal escapes).
+ * Written without the `u` flag: the OpenAPI document carries it as the schema's `pattern`, which has no flags.
+ */
+const noControlCharacters = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 /** No unpaired surrogate ("\ud800" in JSON): such text is not Unicode, and strict JSON readers refuse it in our answers. */
 const wellFormed = /^\P{Cs}*$/u;
 /** Free text a client gives us (metadata values, a cancel's reason): no control characters, and Unicode. */

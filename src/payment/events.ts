@@ -1,5 +1,6 @@
 // Payment events. STORED FORMAT - change with care: `type` is the stored `eventType`, `data` the stored
 // `eventData` (PascalCase, as Regis Pay writes it). Add fields beside, upcast in the codec, never rename in place.
+import { uuidFrom } from "../core/ids.ts";
 
 /** A lifecycle step that can fail or stall. */
 export type Step = "create" | "settle" | "notify" | "notify-outcome" | "cancel" | "refund" | "notify-refund";
@@ -34,4 +35,17 @@ export type Recorded = PaymentEvent & { eventId: string; version: number };
 
 /** Stream ids are `pay:<uuid>`, as Regis Pay writes them. */
 export const streamIdOf = (paymentId: string) => `pay:${paymentId}`;
+
+/**
+ * A new event's id. An event that starts a provider call lends the call its Idempotency-Key, so a payment's initiation
+ * and a refund's request are named by the payment or the refund they start: a keyed command decided again (its events
+ * lost in a container restore) reaches the provider under the key it had, and the provider answers what it already
+ * did instead of paying again. Any other event's id is random.
+ */
+export const eventIdFor = (e: PaymentEvent) =>
+  e.type === "PaymentInitiated"
+    ? uuidFrom("event", e.type, e.data.PaymentId)
+    : e.type === "RefundRequested"
+      ? uuidFrom("event", e.type, e.data.RefundId)
+      : crypto.randomUUID();
 export const paymentIdOf = (streamId: string) => streamId.slice("pay:".length);

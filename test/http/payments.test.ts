@@ -275,6 +275,10 @@ describe("health and OpenAPI", () => {
     expect(schema.required.sort()).toEqual(["amount", "currency"]);
     expect(schema.additionalProperties).toBe(false);
     expect(schema.properties.amount.exclusiveMinimum).toBe(0);
+    // Patterns carry no flags: a metadata value's, read as a client would, takes text and refuses control characters.
+    const text = new RegExp(schema.properties.metadata.additionalProperties.pattern);
+    expect(text.test("order 1042, café 💸")).toBe(true);
+    expect(["a\u0000b", "a\u007fb", "a\u0085b", "a\u009bb"].map((v) => text.test(v))).toEqual([false, false, false, false]);
     // Problems are problem+json bodies of the Problem schema; every merchant route names its rate limit's 429 and
     // Retry-After. (That each route documents every status it answers is checked by the fuzzer, test/http/fuzz.test.ts.)
     const create = doc.body.paths["/api/payments"].post.responses;

@@ -338,6 +338,34 @@ describe("a slow queue", () => {
     await waitForPayment(payment.id, (p) => p.refunds.length === more + 1 && p.refunds.every((r) => r.status === "succeeded"));
   });
 
+  it("sends again only the versions overdue, each dated by its own last send, also after the object restarted", async () => {
+    const payment = await createPayment({ amount: 136, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    await env.READ_MODEL.prepare("DELETE FROM queue_health").run(); // no observed lag to wait for
+    const stub = env.PAYMENTS.getByName(payment.id);
+    await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    // Version 3's message was lost, relayed two minutes ago (past REDELIVER_AFTER_MS); then the object restarted.
+    await behindItsBack(stub, (_, state) => {
+      state.storage.sql.exec("DELETE FROM deliveries WHERE version = 3");
+      setCounter(state, "relayed-at", Date.now() - 120_000);
+    });
+    await evict(stub);
+    // Now a refund's request (version 5) is relayed, and its message is lost too; later sends are recorded.
+    const sent: number[] = [];
+    await runInDurableObject(stub, (instance) => {
+      const o = instance as unknown as { env: Env };
+      const queue = o.env.EVENTS;
+      let sends = 0;
+      const record = (messages: MessageSendRequest[]) => (sent.push(...messages.map((m) => (m.body as { version: number }).version)), queue.sendBatch(messages));
+      o.env = { ...o.env, EVENTS: { sendBatch: (messages: MessageSendRequest[]) => (sends++ === 0 ? Promise.resolve() : record(messages)) } as unknown as Queue };
+    });
+    expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
+    // Version 3 is sent again at once, dated by the relay before the restart (not by the refund's, just after it),
+    // and alone: version 5's send is a moment old.
+    await vi.waitFor(async () => expect(await reported(stub)).toEqual([1, 2, 3, 4]), { timeout: 5000, interval: 20 });
+    expect(sent).toEqual([3]);
+  });
+
   it("is not mistaken for a lost message: redelivery waits twice the observed lag, then sends again once it is stale", async () => {
     const payment = await createPayment({ amount: 139, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

@@ -12,7 +12,8 @@ export type EventDocument = {
   metadata?: { correlationId: string | null; causationId: string | null };
 };
 
-export type AppendResult = { ok: true; version: number } | { ok: false; currentVersion: number };
+/** `duplicate`: the events' ids were stored at those versions already (a retry), and nothing was written. */
+export type AppendResult = { ok: true; version: number; duplicate?: true } | { ok: false; currentVersion: number };
 
 export interface EventStore {
   /** Every event of the stream, in version order (an empty list for a new stream). */
@@ -21,7 +22,8 @@ export interface EventStore {
   loadFrom(streamId: string, fromVersion: number, limit?: number): Promise<EventDocument[]>;
   /**
    * Appends all of `events` (versions expectedVersion+1...) or none. On a version conflict nothing is written and
-   * the stream's current version comes back. Re-appending events already stored with the same ids succeeds.
+   * the stream's current version comes back. Re-appending events already stored with the same ids succeeds, as a
+   * `duplicate` (what is stored stands: the ids alone are compared).
    */
   append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult>;
   /**

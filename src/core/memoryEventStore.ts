@@ -38,6 +38,6 @@ export class MemoryEventStore implements EventStore {
     }
     const retried =
       events.length > 0 && current >= last && events.every((e, i) => e.eventId && stream[expectedVersion + i]?.eventId === e.eventId);
-    return retried ? { ok: true, version: last } : { ok: false, currentVersion: current };
+    return retried ? { ok: true, version: last, duplicate: true } : { ok: false, currentVersion: current };
   }
 }

@@ -129,7 +129,8 @@ export class CosmosEventStore implements EventStore {
       this.container.scripts.storedProcedure(spAppendToStreamId).execute<AppendResult>(streamId, [streamId, expectedVersion, JSON.stringify(events)]),
     );
     if (!resource || typeof resource.ok !== "boolean") throw new EventStoreError("unavailable", "spAppendToStream answered an unexpected body (it ran: the outcome is unknown): is an outdated version installed?");
-    return resource.ok ? { ok: true, version: resource.version } : { ok: false, currentVersion: resource.currentVersion };
+    if (!resource.ok) return { ok: false, currentVersion: resource.currentVersion };
+    return resource.duplicate === true ? { ok: true, version: resource.version, duplicate: true } : { ok: true, version: resource.version };
   }
 
   /** An append of nothing at a version no stream has: the stored procedure writes nothing and answers the current one. */

@@ -507,6 +507,13 @@ export class PaymentObject extends DurableObject<Env> {
         return failure("store_unavailable", "the event store is unavailable; retry with the same Idempotency-Key", { retryAfterSeconds: retryAfterMs / 1000 });
       }
       if (result.ok && this.claim) this.claim.kept = true; // committed: whatever follows, the key stays claimed
+      if (result.ok && result.duplicate) {
+        // Events with these ids are stored already: an earlier attempt of this very command whose answer was lost (a
+        // payment's initiation and a refund's request take ids derived from what they start, see `eventIdFor`). What
+        // Cosmos stored, not these documents (another time, another request id), is the truth: read as on a conflict.
+        log("warn", "append found already committed", { paymentId: this.paymentId(), version: this.version });
+        result = { ok: false, currentVersion: result.version };
+      }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
         this.applied(docs);
@@ -1020,6 +1027,7 @@ export class PaymentObject extends DurableObject<Env> {
     const due = this.redeliveries().flatMap((r) => (r.dueAt <= Date.now() ? [r.version] : []));
     if (due.length === 0) return;
     await this.send(this.kept(due[0]!).filter((d) => due.includes(d.stream.version)));
+    for (const v of due) this.sentAt.set(v, Date.now()); // dated even if the copy lacked it: no alarm loop on it
     this.setCounter("relayed-at", Date.now());
     this.backOff("redeliver");
     log("warn", "events sent again: their delivery was never confirmed", { paymentId: this.paymentId(), versions: due.join(",") });

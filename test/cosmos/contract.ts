@@ -74,9 +74,9 @@ export function eventStoreContract(name: string, makeStore: () => EventStore) {
       const s = stream();
       const first = events(s, 1, 2);
       await store.append(s, 0, first);
-      expect(await store.append(s, 0, first)).toEqual({ ok: true, version: 2 });
+      expect(await store.append(s, 0, first)).toEqual({ ok: true, version: 2, duplicate: true });
       await store.append(s, 2, events(s, 3, 1));
-      expect(await store.append(s, 0, first)).toEqual({ ok: true, version: 2 });
+      expect(await store.append(s, 0, first)).toEqual({ ok: true, version: 2, duplicate: true });
       expect((await store.load(s)).length).toBe(3);
       // Other events at those versions are a conflict, not a retry.
       expect(await store.append(s, 0, events(s, 1, 2))).toEqual({ ok: false, currentVersion: 3 });

@@ -274,6 +274,31 @@ describe("the payment's object", () => {
     expect((await store().load(`pay:${id}`)).filter((d) => d.eventType === "RefundRequested")).toHaveLength(1);
   });
 
+  it("keeps what Cosmos stored when a keyed refund's retry finds it committed under the same ids (its answer was lost): the copy is Cosmos's, not the retry's", async () => {
+    const { id } = await waitForPayment((await createPayment({ amount: 232, currency: "GBP" })).id, (p) => p.status === "completed");
+    const stub = env.PAYMENTS.getByName(id);
+    // Nothing but the retry may find what landed: every delivery is confirmed (a delivery reads the tail while an
+    // append's outcome is unknown), and the object's own recovery alarm stays out of Cosmos.
+    await vi.waitFor(async () => expect(await stub.relayStatus(id)).toMatchObject({ body: { undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    await runInDurableObject(stub, (instance) => {
+      const o = instance as unknown as { svc: { config: object } };
+      o.svc = { ...o.svc, config: { ...o.svc.config, RELAY_CHECK_MS: 600_000 } };
+    });
+    const refund = await appendInFlight(stub);
+    const request = { body: { amount: 2 }, headers: { "idempotency-key": crypto.randomUUID() } };
+    expect((await api(`/api/payments/${id}/refunds`, request)).body.code).toBe("store_unavailable");
+    await refund.land();
+    // The same object, warm: the retry decides the refund again, with the same event id (see eventIdFor), another time
+    // and another request id; Cosmos holds the first attempt's.
+    const retried = await api(`/api/payments/${id}/refunds`, request);
+    const stored = (await store().load(`pay:${id}`)).slice(0, 5);
+    const requested = stored[4]!;
+    expect(requested.eventType).toBe("RefundRequested");
+    expect(retried).toMatchObject({ status: 202, body: { id: requested.eventData.RefundId, requestedAt: requested.eventData.Timestamp } });
+    const copy = await behindItsBack(stub, (_, state) => state.storage.sql.exec<{ doc: string }>("SELECT doc FROM events WHERE version <= 5 ORDER BY version").toArray().map((r) => JSON.parse(r.doc)));
+    expect(copy).toEqual(stored);
+  });
+
   it("counts the window in which an unknown append could still land from when the client gave up on it", async () => {
     const { id, stub } = await createUnrelayed(151, { quietAlarm: true, settleMs: 60_000 });
     const cancel = await appendInFlight(stub, undefined, 1_000);

@@ -17,6 +17,8 @@ export class ApiError extends Error {
 /** Title and detail of a failure, for people. */
 export function problemText(error) {
   if (!(error instanceof ApiError)) return String(error?.message ?? error);
+  if (error.problem?.code === "idempotency_key_reused")
+    return "An earlier attempt with other details may have gone through: check the payment (or the payments list) first, then reload this page to try again.";
   const { title = "", detail = "" } = error.problem;
   // Details often restate the title ("the refunds would exceed the payment's amount"): say it once.
   const same = (a, b) => a.toLowerCase().replace(/\W+$/, "").includes(b.toLowerCase().replace(/\W+$/, ""));

@@ -1,17 +1,17 @@
-// The create-payment form: amount, currency, optional metadata rows; the API's field errors shown inline; one Idempotency-Key per submitted form.
+// The create-payment form: amount, currency, optional metadata rows; the API's field errors shown inline; one Idempotency-Key per form.
 import { api, idempotencyKey, problemText } from "./api.js";
 import { clear, clearFieldErrors, currencies, decimal, field, h, select, showFieldError } from "./ui.js";
 
 let rows = 0;
 
-function metadataRow(changed) {
+function metadataRow() {
   const n = ++rows;
   const row = h(
     "div",
     { class: "row meta-row" },
     field("Key", h("input", { id: `meta-key-${n}`, class: "meta-key", autocomplete: "off", maxlength: "40" })),
     field("Value", h("input", { id: `meta-value-${n}`, class: "meta-value", autocomplete: "off", maxlength: "500" })),
-    h("button", { type: "button", class: "secondary", "aria-label": `Remove metadata row ${n}`, onclick: () => (row.remove(), changed()) }, "Remove"),
+    h("button", { type: "button", class: "secondary", "aria-label": `Remove metadata row ${n}`, onclick: () => row.remove() }, "Remove"),
   );
   return row;
 }
@@ -22,13 +22,13 @@ export function createView(main) {
   const metadata = h("div");
   const formError = h("div", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", {}, "Create payment");
-  let key = idempotencyKey();
-  // Another key once the form says something else: the API refuses a key reused with a different body.
-  const changed = () => (key = idempotencyKey());
-  const addRow = () => (metadata.append(metadataRow(changed)), metadata.lastChild.querySelector("input").focus(), changed());
+  // One key for this form until it creates the payment: a retry after an unclear failure (no answer, 503), even
+  // retyped, replays instead of creating a second payment; with other details the API refuses it (422), which says so.
+  const key = idempotencyKey();
+  const addRow = () => (metadata.append(metadataRow()), metadata.lastChild.querySelector("input").focus());
   const form = h(
     "form",
-    { class: "card", novalidate: true, "aria-labelledby": "create-title", oninput: changed },
+    { class: "card", novalidate: true, "aria-labelledby": "create-title" },
     h("h1", { id: "create-title", tabindex: "-1" }, "New payment"),
     h("div", { class: "row" }, field("Amount", amount, "In major units, e.g. 86.10"), field("Currency", currency)),
     h("fieldset", {}, h("legend", {}, "Metadata (optional)"), metadata, h("p", { class: "field-error", id: "metadata-error", hidden: true }), h("button", { type: "button", class: "secondary", onclick: addRow }, "Add metadata")),

@@ -1,12 +1,12 @@
 // The payments list: filters, a page of the merchant's payments (newest first), cursor paging with a stack to go back, refreshed every few seconds.
-import { api, problemText } from "./api.js";
+import { api, merchantKey, problemText } from "./api.js";
 import { ago, amountText, capital, clear, currencies, field, h, row, select, statusBadge, statuses, table } from "./ui.js";
 
 const pageSize = 20;
 const refreshMs = 3000;
 const noFilters = { status: "", currency: "", from: "", to: "" };
-// Kept across visits, so coming back from a payment shows the same filters and page.
-const state = { filters: { ...noFilters }, cursor: null, previous: [] };
+// Kept across visits, so coming back from a payment shows the same filters and page; for the key they were chosen under.
+const state = { key: null, filters: { ...noFilters }, cursor: null, previous: [] };
 
 /** A date input's day as the ISO instant its local day starts, or the next one starts (`createdTo` is exclusive). */
 function dayBound(day, end) {
@@ -36,6 +36,8 @@ const paymentRow = (p) =>
   ]);
 
 export function listView(main) {
+  // Another key (forgotten, then another merchant's) starts again: a cursor is a position in one merchant's list.
+  if (state.key !== merchantKey()) Object.assign(state, { key: merchantKey(), filters: { ...noFilters }, cursor: null, previous: [] });
   const f = state.filters;
   const inputs = {
     status: select("status", [["", "Any"], ...statuses.map((s) => [s, capital(s)])], f.status),
@@ -94,6 +96,12 @@ export function listView(main) {
       previous = [];
     }
     Object.assign(state, { cursor, previous });
+    // The rows shown belong to the page left: nothing to page from until the new one is read (a double click pages once).
+    nextCursor = null;
+    prev.disabled = next.disabled = true;
+    clear(body);
+    list.hidden = true;
+    message.textContent = "Loading…";
     load();
   }
   filters.addEventListener("submit", (e) => {

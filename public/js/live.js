@@ -1,9 +1,8 @@
 // Live updates of one payment: a WebSocket opened with a short-lived ticket; while it is down, polling every second and reconnecting with a fresh ticket.
 import { api } from "./api.js";
 
-const pollMs = 1000;
-const helloTimeoutMs = 5000;
-const maxReconnectMs = 30_000;
+// Timers; a test may shorten them before the page loads (globalThis.regisTimers).
+const { pollMs, helloTimeoutMs, heartbeatMs, maxReconnectMs } = { pollMs: 1000, helloTimeoutMs: 5000, heartbeatMs: 25_000, maxReconnectMs: 30_000, ...globalThis.regisTimers };
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
 /**
@@ -45,9 +44,26 @@ export function watchPayment(id, { onMessage, poll, onMode }) {
     } catch (e) {
       return e.status === 401 ? stop() : fallBack();
     }
-    // A socket that never greets (a proxy swallowing it) counts as down.
-    const silent = setTimeout(() => ws.close(4000, "no hello"), helloTimeoutMs);
+    // A socket that never greets (a proxy swallowing it) counts as down; so does one that stops answering pings (a
+    // half-open connection after sleep or a network change, which the browser may not notice for minutes).
+    // Polling starts at once: a close of a half-open connection may wait for an answer that never comes.
+    const abandon = (code, reason) => {
+      if (socket === ws) (socket = null), fallBack();
+      ws.close(code, reason);
+    };
+    let silent = setTimeout(() => abandon(4000, "no hello"), helloTimeoutMs);
+    let beat;
+    const heartbeat = () => {
+      clearTimeout(beat);
+      beat = setTimeout(() => {
+        ws.send("ping");
+        silent = setTimeout(() => abandon(4001, "no pong"), helloTimeoutMs);
+      }, heartbeatMs);
+    };
     ws.addEventListener("message", ({ data }) => {
+      // Anything from the server shows the connection alive.
+      clearTimeout(silent);
+      if (socket === ws) heartbeat();
       let message;
       try {
         message = JSON.parse(data);
@@ -55,7 +71,6 @@ export function watchPayment(id, { onMessage, poll, onMode }) {
         return;
       }
       if (message?.type === "hello") {
-        clearTimeout(silent);
         polling = null;
         reconnectMs = 1000;
         onMode("live");
@@ -65,6 +80,7 @@ export function watchPayment(id, { onMessage, poll, onMode }) {
     // "error" is always followed by "close".
     ws.addEventListener("close", () => {
       clearTimeout(silent);
+      clearTimeout(beat);
       if (socket === ws) (socket = null), fallBack();
     });
   }

@@ -63,7 +63,10 @@ const refundRow = (r) =>
     r.failureReason ?? "–",
   ]);
 
-/** A button opening a small form, sent with one Idempotency-Key until it changes; field errors inline. */
+/**
+ * A button opening a small form; field errors inline. One Idempotency-Key until the action succeeds: a retry after an
+ * unclear failure, even retyped, replays instead of acting twice (the API refuses the key with another body, 422).
+ */
 function action(id, label, control, onSubmit) {
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { type: "submit" }, label);
@@ -71,7 +74,6 @@ function action(id, label, control, onSubmit) {
   const form = h("form", { id, class: "panel", hidden: true, novalidate: true }, control.closest(".field"), error, h("div", { class: "actions" }, submit, h("button", { type: "button", class: "secondary", onclick: () => show(false) }, "Not now")));
   const toggle = h("button", { type: "button", "aria-expanded": "false", "aria-controls": id, onclick: () => show(true) }, `${label}…`);
   let key = idempotencyKey();
-  form.addEventListener("input", () => (key = idempotencyKey()));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (submit.disabled) return;
@@ -120,7 +122,8 @@ export function paymentView(main, id) {
     const text = refundAmount.value.trim();
     if (!decimal.test(text)) throw new ApiError(400, { errors: { amount: ["Enter a number, e.g. 10.00."] } });
     await api(`/api/payments/${id}/refunds`, { method: "POST", body: { amount: Number(text) }, idempotencyKey: key });
-    await poll();
+    // The refund is accepted: a failed read of the payment after it must not look like a failed refund.
+    poll().catch(() => {});
   });
 
   const actions = h("div", { class: "actions-row" }, cancel.box, refund.box);
@@ -187,7 +190,8 @@ export function paymentView(main, id) {
   const poll = async () => update(await api(`/api/payments/${id}`));
 
   let stopLive = () => {};
-  Promise.all([poll(), fetchEvents()]).then(
+  // The payment read decides the page; its events follow (update reads them, and again a second later if that fails).
+  poll().then(
     () => {
       if (stopped) return;
       stopLive = watchPayment(id, {

@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { chromium, type Browser, type Locator, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack, until as untilTrue, type Stack, type StackKeys } from "../../scripts/stack.ts";
 import { leftovers } from "../e2e/setup.ts";
@@ -86,6 +86,36 @@ afterAll(async () => {
   }
   if (persistTo) rmSync(persistTo, { recursive: true, force: true });
 }, 30_000);
+
+/** A page in a context of its own, prepared by `prepare` and signed in; the test closes its context (this does if signing in fails). */
+async function signedInPage(prepare: (context: BrowserContext) => Promise<unknown> = async () => {}) {
+  const context = await browser!.newContext({ viewport: desktop });
+  try {
+    await prepare(context);
+    const page = await context.newPage();
+    await page.goto(`${stack!.apiUrl}/`);
+    await page.getByLabel("Merchant API key").fill(keys.merchantKey);
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("heading", { name: "Payments" }).waitFor();
+    return { context, page };
+  } catch (e) {
+    await context.close();
+    throw e;
+  }
+}
+
+/** Creates a payment through the API, as another client of the merchant would. */
+async function createThroughApi(amount: number) {
+  const res = await fetch(`${stack!.apiUrl}/api/payments`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${keys.merchantKey}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
+    body: JSON.stringify({ amount, currency: "EUR" }),
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+const payment = async (id: string) => (await fetch(`${stack!.apiUrl}/api/payments/${id}`, { headers: { authorization: `Bearer ${keys.merchantKey}` } })).json() as Promise<{ status: string; refunds: unknown[] }>;
+const statusOf = async (id: string) => (await payment(id)).status;
 
 describe("the merchant dashboard", () => {
   describe("when no key has been entered in this tab", () => {
@@ -182,32 +212,9 @@ describe("the merchant dashboard", () => {
   describe("when the browser cannot open the live WebSocket", () => {
     /** A page of its own whose WebSocket constructor throws, signed in; the test closes its context (this does if signing in fails). */
     async function pollingPage() {
-      const context = await browser!.newContext({ viewport: desktop });
-      try {
-        await context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" });
-        const blocked = await context.newPage();
-        await blocked.goto(`${stack!.apiUrl}/`);
-        await blocked.getByLabel("Merchant API key").fill(keys.merchantKey);
-        await blocked.getByRole("button", { name: "Continue" }).click();
-        await blocked.getByRole("heading", { name: "Payments" }).waitFor();
-        return { context, blocked };
-      } catch (e) {
-        await context.close();
-        throw e;
-      }
+      const { context, page: blocked } = await signedInPage((context) => context.addInitScript({ content: "window.WebSocket = class { constructor() { throw new Error('WebSocket blocked by the test'); } };" }));
+      return { context, blocked };
     }
-    /** Creates a payment through the API, as another client of the merchant would. */
-    async function createThroughApi(amount: number) {
-      const res = await fetch(`${stack!.apiUrl}/api/payments`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${keys.merchantKey}`, "content-type": "application/json", "idempotency-key": crypto.randomUUID() },
-        body: JSON.stringify({ amount, currency: "EUR" }),
-      });
-      expect(res.status).toBe(201);
-      return ((await res.json()) as { id: string }).id;
-    }
-    const statusOf = async (id: string) =>
-      ((await (await fetch(`${stack!.apiUrl}/api/payments/${id}`, { headers: { authorization: `Bearer ${keys.merchantKey}` } })).json()) as { status: string }).status;
 
     it("falls back to polling every second and still follows the lifecycle to completed", async () => {
       const { context, blocked } = await pollingPage();
@@ -240,6 +247,7 @@ describe("the merchant dashboard", () => {
         let reads = 0;
         let answered = false;
         let waiting = false;
+        let eventsRead = false;
         let open = () => {};
         const gate = new Promise<void>((resolve) => (open = resolve));
         await blocked.route(`**/api/payments/${id}`, async (route) => {
@@ -257,10 +265,12 @@ describe("the merchant dashboard", () => {
           await simulator({ hold: [] });
           expect(await untilTrue(async () => (await statusOf(id)) === "completed", lifecycleMs, 50)).toBe(true);
           await route.continue();
+          eventsRead = true;
         });
         await blocked.goto(`${stack!.apiUrl}/#/payments/${id}`);
-        expect(await untilTrue(() => waiting, lifecycleMs, 20)).toBe(true);
+        expect(await untilTrue(() => waiting && eventsRead, lifecycleMs, 20)).toBe(true);
         // The page holds every event and the payment at settled: it shows the payment at settled, events and stages.
+        await until(blocked.locator("#timeline [data-event-type=PaymentSettled]"), "The timeline showing PaymentSettled");
         const shown = () => blocked.locator("#timeline li").evaluateAll((items) => items.map((li) => li.getAttribute("data-event-type")));
         expect(await shown()).toEqual(["PaymentInitiated", "PaymentCreated", "PaymentSettled"]);
         expect(await blocked.locator(".stage.done").count()).toBe(3);
@@ -273,5 +283,77 @@ describe("the merchant dashboard", () => {
         await context.close();
       }
     }, lifecycleMs + 10_000);
+  });
+  describe("when reads fail, or the live connection goes quiet", () => {
+    const problem503 = { status: 503, contentType: "application/problem+json", body: JSON.stringify({ type: "about:blank", title: "Service unavailable", status: 503, code: "service_unavailable" }) };
+
+    it("recovers from a failed first read of the events, and sends a refund retried after an unclear failure under one key", async () => {
+      const { context, page: p } = await signedInPage();
+      try {
+        const id = await createThroughApi(34.56);
+        expect(await untilTrue(async () => (await statusOf(id)) === "completed", lifecycleMs, 50)).toBe(true);
+        // The page's first read of the events fails: it is read again, and the page goes live all the same.
+        let eventReads = 0;
+        await p.route(`**/api/payments/${id}/events?*`, (route) => (eventReads++ === 0 ? route.fulfill(problem503) : route.continue()));
+        await p.goto(`${stack!.apiUrl}/#/payments/${id}`);
+        await until(p.locator("#timeline [data-event-type=PaymentCompleted]"), "The timeline reaching PaymentCompleted");
+        await p.getByText("Live: events appear as they happen").waitFor();
+        expect(eventReads).toBeGreaterThan(1);
+
+        // A refund's first send gets a 503 (as if its answer was lost); the amount retyped and sent again is accepted,
+        // and the read of the payment after it fails: the form closes without an error.
+        const sentKeys: string[] = [];
+        let paymentReadsToFail = 0;
+        await p.route(`**/api/payments/${id}/refunds`, async (route) => {
+          sentKeys.push(route.request().headers()["idempotency-key"] ?? "");
+          if (sentKeys.length === 1) return route.fulfill(problem503);
+          paymentReadsToFail = 1;
+          await route.continue();
+        });
+        await p.route(`**/api/payments/${id}`, (route) => (paymentReadsToFail-- > 0 ? route.fulfill(problem503) : route.continue()));
+        await p.getByRole("button", { name: "Refund…" }).click();
+        await p.getByLabel("Amount to refund").fill("1.00");
+        await p.getByRole("button", { name: "Refund", exact: true }).click();
+        await p.locator("#refund .form-error").waitFor();
+        await p.getByLabel("Amount to refund").fill("1");
+        await p.getByLabel("Amount to refund").fill("1.00");
+        await p.getByRole("button", { name: "Refund", exact: true }).click();
+        await p.locator("#refund").waitFor({ state: "hidden" });
+        expect(await p.locator("#refund .form-error").isVisible()).toBe(false);
+        expect(sentKeys).toHaveLength(2);
+        expect(new Set(sentKeys).size).toBe(1);
+        expect(await untilTrue(() => paymentReadsToFail === 0, 10_000, 20)).toBe(true); // the read after the refund was answered 503
+        expect((await payment(id)).refunds).toHaveLength(1);
+      } finally {
+        await context.close();
+      }
+    }, lifecycleMs + 15_000);
+
+    it("falls back to polling when the live connection stops answering pings (half-open), and keeps following the payment", async () => {
+      let swallowPings = false;
+      let pongs = 0;
+      const { context, page: p } = await signedInPage(async (context) => {
+        await context.addInitScript({ content: "globalThis.regisTimers = { heartbeatMs: 200, helloTimeoutMs: 1000 };" });
+        // The socket goes through the test: it forwards everything until told to lose the page's pings.
+        await context.routeWebSocket(/\/live\?ticket=/, (ws) => {
+          const server = ws.connectToServer();
+          ws.onMessage((m) => void (swallowPings && m === "ping" ? undefined : server.send(m)));
+          server.onMessage((m) => ((pongs += m === "pong" ? 1 : 0), ws.send(m)));
+        });
+      });
+      try {
+        const id = await createThroughApi(45.67);
+        await p.goto(`${stack!.apiUrl}/#/payments/${id}`);
+        await p.getByText("Live: events appear as they happen").waitFor();
+        // Answered pings keep it live.
+        expect(await untilTrue(() => pongs >= 3, 10_000, 20)).toBe(true);
+        expect(await p.locator(".live").textContent()).toBe("Live: events appear as they happen");
+        swallowPings = true;
+        await p.getByText("Live connection down: checking every second").waitFor({ timeout: 10_000 });
+        await until(p.locator("#timeline [data-event-type=PaymentCompleted]"), "The timeline reaching PaymentCompleted");
+      } finally {
+        await context.close();
+      }
+    }, lifecycleMs + 15_000);
   });
 });

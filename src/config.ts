@@ -125,6 +125,9 @@ export function loadConfig(env: object): Config {
       owners.set(digest, merchant);
     }
   if (config.ADMIN_KEYS.some((digest) => owners.has(digest))) throw new Error("invalid configuration: ADMIN_KEYS: a key is also a merchant's");
+  // The notification receiver holds the webhook secret: with the same secret it could mint live tickets.
+  if (config.LIVE_TICKET_SECRET !== undefined && config.LIVE_TICKET_SECRET === config.WEBHOOK_SECRET)
+    throw new Error("invalid configuration: LIVE_TICKET_SECRET: must differ from WEBHOOK_SECRET");
   if (config.ENVIRONMENT === "production") {
     if (Object.keys(config.MERCHANT_KEYS).length === 0)
       throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");

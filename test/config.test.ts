@@ -54,6 +54,12 @@ describe("configuration", () => {
     expect(() => loadConfig({ ...dev, MERCHANT_KEYS: JSON.stringify({ acme: [digest] }), ADMIN_KEYS: digest })).toThrow(/ADMIN_KEYS: a key is also a merchant's/);
   });
 
+  it("refuses a live tickets' secret equal to the webhook secret (the notification receiver could mint tickets)", () => {
+    const dev = { ...base, ENVIRONMENT: "development" };
+    expect(() => loadConfig({ ...dev, LIVE_TICKET_SECRET: "x".repeat(32), WEBHOOK_SECRET: "x".repeat(32) })).toThrow(/LIVE_TICKET_SECRET: must differ from WEBHOOK_SECRET/);
+    expect(loadConfig({ ...dev, LIVE_TICKET_SECRET: "x".repeat(32), WEBHOOK_SECRET: "y".repeat(32) }).LIVE_TICKET_SECRET).toBe("x".repeat(32));
+  });
+
   it("refuses the benchmark's in-memory store and instant provider in production", () => {
     const keys = { MERCHANT_KEYS: JSON.stringify({ acme: [digest] }) };
     expect(() => loadConfig({ ...base, ...keys, EVENT_STORE: "memory" })).toThrow(/never production/);

@@ -43,6 +43,8 @@ app.use("*", async (c, next) => {
     await next();
   } finally {
     c.header("request-id", requestId);
+    // Payment data, tickets and problems are never stored by a cache (the browser's included).
+    if (!c.res.headers.has("cache-control")) c.header("cache-control", "no-store");
     log("info", "request", { requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started });
   }
 });

@@ -10,7 +10,7 @@ export const live = new OpenAPIHono<AppEnv>();
 
 // Without the tickets' secret (a deployment upgraded before it was put) only live updates are unavailable.
 live.use("/payments/:id/live*", async (c, next) => {
-  if (!c.get("config").LIVE_TICKET_SECRET) return problem(c, "service_unavailable", { detail: "live updates are not configured on this deployment" });
+  if (!c.get("config").LIVE_TICKET_SECRET) return problem(c, "service_unavailable", { detail: "live updates are not configured on this deployment", retryAfterSeconds: 60 });
   await next();
 });
 
@@ -25,7 +25,7 @@ route(
     responses: {
       201: { description: "The ticket", content: { "application/json": { schema: z.object({ ticket: z.string(), expiresAt: z.string() }) } } },
       // 503: live updates are not configured on this deployment (no LIVE_TICKET_SECRET).
-      ...problemResponses(400, 401, 404, 429, 503),
+      ...problemResponses(400, 401, 404, 413, 415, 429, 503),
     },
   }),
   async (c) => {
@@ -49,7 +49,9 @@ live.openAPIRegistry.registerPath({
 live.get("/payments/:id/live", async (c) => {
   const ticket = await verifyTicket(c.get("config").LIVE_TICKET_SECRET!, c.req.query("ticket") ?? "", Date.now());
   const id = c.req.param("id").toLowerCase();
-  if (!ticket || ticket.paymentId !== id) return problem(c, "unauthorized", { detail: "a valid live ticket for this payment is required" });
+  // A ticket of a merchant no longer configured (its keys revoked) is refused, as its key would be.
+  if (!ticket || ticket.paymentId !== id || !Object.hasOwn(c.get("config").MERCHANT_KEYS, ticket.merchantId))
+    return problem(c, "unauthorized", { detail: "a valid live ticket for this payment is required" });
   const limited = await rateLimited(c, ticket.merchantId); // the ticket's merchant, as its key would be
   if (limited) return limited;
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return problem(c, "upgrade_required");

@@ -36,7 +36,7 @@ describe("live updates", () => {
     ws.close();
   });
 
-  it("refuses a missing, forged, expired or another payment's ticket, one signed with the webhook secret, and a plain GET", async () => {
+  it("refuses a missing, forged, expired or another payment's ticket, one signed with the webhook secret or for a merchant not configured, and a plain GET", async () => {
     const payment = await createPayment({ amount: 32, currency: "GBP" });
     const other = await createPayment({ amount: 33, currency: "GBP" });
     const otherTicket = (await api(`/api/payments/${other.id}/live-tickets`, { method: "POST" })).body.ticket;
@@ -44,12 +44,25 @@ describe("live updates", () => {
     const forged = await signTicket("not-the-secret-at-all", { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
     // Whoever checks notifications holds the webhook secret: it must not mint tickets.
     const byReceiver = await signTicket(webhookSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });
-    for (const t of ["", "garbage", otherTicket, expired, forged, byReceiver]) expect((await connect(payment.id, t)).status).toBe(401);
+    // A merchant no longer configured (its keys revoked): its tickets go with its keys.
+    const revoked = await signTicket(ticketSecret, { paymentId: payment.id, merchantId: "merchant-gone", expiresAt: Date.now() + 60_000 });
+    for (const t of ["", "garbage", otherTicket, expired, forged, byReceiver, revoked]) expect((await connect(payment.id, t)).status).toBe(401);
     const good = (await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" })).body.ticket;
     const plain = await api(`/api/payments/${payment.id}/live?ticket=${encodeURIComponent(good)}`, { key: null });
     expect(plain.status).toBe(426);
     expect(plain.headers.get("upgrade")).toBe("websocket");
     expect((await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST", key: keys.merchantB })).status).toBe(404);
+  });
+});
+
+describe("a live ticket's request", () => {
+  it("answers an oversized or non-JSON body with the 413 and 415 its OpenAPI document lists", async () => {
+    const payment = await createPayment({ amount: 37, currency: "GBP" });
+    const path = `/api/payments/${payment.id}/live-tickets`;
+    const listed = Object.keys((await api("/openapi.json", { key: null })).body.paths["/api/payments/{id}/live-tickets"].post.responses);
+    expect(listed).toEqual(expect.arrayContaining(["413", "415"]));
+    expect((await api(path, { method: "POST", body: "x", headers: { "content-type": "text/plain" } })).status).toBe(415);
+    expect((await api(path, { method: "POST", body: JSON.stringify({ a: "x".repeat(200_000) }) })).status).toBe(413);
   });
 });
 
@@ -97,6 +110,7 @@ describe("a deployment without LIVE_TICKET_SECRET", () => {
     const { id } = (await created.json()) as { id: string };
     for (const res of [await call(`/api/payments/${id}/live-tickets`, { method: "POST" }), await call(`/api/payments/${id}/live?ticket=x`, { headers: { upgrade: "websocket" } })]) {
       expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("60");
       expect(await res.json()).toMatchObject({ code: "service_unavailable", detail: "live updates are not configured on this deployment" });
     }
     await waitForPayment(id, (p) => p.status === "completed");

@@ -261,6 +261,19 @@ describe("health and OpenAPI", () => {
     expect(await api("/health", { key: null })).toMatchObject({ status: 200, body: { status: "ok" } });
   });
 
+  it("lets no cache store an answer: payments, tickets and problems alike", async () => {
+    const payment = await createPayment({ amount: 13, currency: "GBP" });
+    const answers = [
+      await api(`/api/payments/${payment.id}`),
+      await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" }),
+      await api("/api/payments"),
+      await api(`/api/payments/${payment.id}`, { key: keys.merchantB }),
+      await api("/api/payments", { body: { amount: -1, currency: "GBP" } }),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([200, 201, 200, 404, 400]);
+    for (const a of answers) expect(a.headers.get("cache-control")).toBe("no-store");
+  });
+
   it("serves an OpenAPI 3.1 document generated from the request schemas", async () => {
     const doc = await api("/openapi.json", { key: null });
     expect(doc.status).toBe(200);

@@ -91,6 +91,11 @@ export const configSchema = z.object({
   LIVE_TICKET_TTL_SECONDS: num(z.number().int().positive(), 60),
   /** A live socket's longest life: then it is closed (4001) and its client reconnects with a fresh ticket, so a revoked key stops hearing events. */
   LIVE_SOCKET_MAX_SECONDS: num(z.number().int().positive(), 3600),
+  /**
+   * A live socket may send only "ping", at most once in this long; anything else closes it (1008). Each message wakes
+   * the payment's object, where its commands wait behind it, and spends no rate limit.
+   */
+  LIVE_PING_MIN_MS: ms(5_000),
   /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */
   RATE_LIMIT_PERIOD_SECONDS: num(z.number().int().positive(), 60),
   /** Re-decisions after an append conflict before answering 409. */

@@ -31,7 +31,7 @@ describe("configuration", () => {
 
   it("refuses a recovery timer or timeout of 0, or an empty one (which would read as 0); a warm hold of 0 turns it off", () => {
     const dev = { ...base, ENVIRONMENT: "development" };
-    for (const name of ["WATCHDOG_MS", "REDELIVER_AFTER_MS", "RELAY_CHECK_MS", "RELAY_SETTLE_MS", "PROVIDER_TIMEOUT_MS", "COSMOS_REQUEST_TIMEOUT_MS"]) {
+    for (const name of ["WATCHDOG_MS", "REDELIVER_AFTER_MS", "RELAY_CHECK_MS", "RELAY_SETTLE_MS", "PROVIDER_TIMEOUT_MS", "COSMOS_REQUEST_TIMEOUT_MS", "LIVE_PING_MIN_MS"]) {
       expect(() => loadConfig({ ...dev, [name]: "0" })).toThrow(new RegExp(name));
       expect(() => loadConfig({ ...dev, [name]: "" })).toThrow(new RegExp(`${name}: must not be empty`));
     }

@@ -393,7 +393,19 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer) {
-    if (message === "ping" && this.open(ws)) ws.send("pong");
+    const attachment = ws.deserializeAttachment() as { closesAt: number; pingedAt?: number };
+    const now = Date.now();
+    if (message !== "ping" || now - (attachment.pingedAt ?? 0) < this.svc.config.LIVE_PING_MIN_MS) {
+      try {
+        ws.close(1008, `only "ping", at most once in ${this.svc.config.LIVE_PING_MIN_MS} ms`);
+      } catch {
+        // already closing
+      }
+      return;
+    }
+    if (!this.open(ws)) return;
+    ws.serializeAttachment({ ...attachment, pingedAt: now });
+    ws.send("pong");
   }
 
   /** Whether the socket is within its life (LIVE_SOCKET_MAX_SECONDS); one past it is closed. */

@@ -64,7 +64,8 @@ beforeAll(async () => {
       persistTo,
       keys,
       quiet: true,
-      vars: { ENVIRONMENT: "test", LOG_LEVEL: "warn", RETRY_BASE_SECONDS: "0", RELAY_CHECK_MS: "500" },
+      // The heartbeat test pings every 200 ms.
+      vars: { ENVIRONMENT: "test", LOG_LEVEL: "warn", RETRY_BASE_SECONDS: "0", RELAY_CHECK_MS: "500", LIVE_PING_MIN_MS: "100" },
     }).then((s) => (stack = s)),
   ]);
   for (const result of started) if (result.status === "rejected") throw result.reason;

@@ -88,6 +88,28 @@ describe("a live socket", () => {
     expect(heard.filter((m) => m === "pong").length).toBe(pongs);
   });
 
+  it("is closed (1008) when it sends anything but a ping, or pings again sooner than LIVE_PING_MIN_MS", async () => {
+    const payment = await createPayment({ amount: 38, currency: "GBP" });
+    const open = async () => {
+      const ws = (await connect(payment.id, (await api(`/api/payments/${payment.id}/live-tickets`, { method: "POST" })).body.ticket)).webSocket!;
+      const heard: string[] = [];
+      const closed = { code: 0 };
+      ws.addEventListener("message", (m) => heard.push(String(m.data)));
+      ws.addEventListener("close", (e) => (closed.code = e.code));
+      ws.accept();
+      return { ws, heard, closed };
+    };
+    const chatty = await open();
+    chatty.ws.send("anything");
+    await vi.waitFor(() => expect(chatty.closed.code).toBe(1008), { timeout: 5_000, interval: 20 });
+    const eager = await open();
+    eager.ws.send("ping");
+    await vi.waitFor(() => expect(eager.heard).toContain("pong"), { timeout: 5_000, interval: 20 });
+    eager.ws.send("ping"); // at once: the default interval is 5 s
+    await vi.waitFor(() => expect(eager.closed.code).toBe(1008), { timeout: 5_000, interval: 20 });
+    expect(eager.heard.filter((m) => m === "pong")).toHaveLength(1);
+  });
+
   it("is refused once the ticket's merchant has spent its rate limit", async () => {
     const payment = { id: crypto.randomUUID() }; // refused before the payment is looked up
     const ticket = await signTicket(ticketSecret, { paymentId: payment.id, merchantId: "merchant-a", expiresAt: Date.now() + 60_000 });

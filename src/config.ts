@@ -96,6 +96,8 @@ export const configSchema = z.object({
    * the payment's object, where its commands wait behind it, and spends no rate limit.
    */
   LIVE_PING_MIN_MS: ms(5_000),
+  /** How long GET /health reuses its answer (0: asks Cosmos every time). It needs no key: this bounds what probes cost Cosmos. */
+  HEALTH_CACHE_MS: ms(1_000, 0),
   /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */
   RATE_LIMIT_PERIOD_SECONDS: num(z.number().int().positive(), 60),
   /** Re-decisions after an append conflict before answering 409. */

@@ -40,12 +40,12 @@ describe("configuration", () => {
 
   it("refuses an empty or non-numeric value for every other number (seconds, counts, rates), where 0 may be valid", () => {
     const dev = { ...base, ENVIRONMENT: "development" };
-    const numbers = ["RETRY_BASE_SECONDS", "RETRY_MAX_SECONDS", "CONFLICT_RETRIES", "COSMOS_THROTTLE_RETRIES", "COSMOS_THROTTLE_MAX_WAIT_S", "MAX_AMOUNT", "LIVE_TICKET_TTL_SECONDS", "LIVE_SOCKET_MAX_SECONDS", "RATE_LIMIT_PERIOD_SECONDS", "FAULT_ABORT_RATE", "FAULT_REDELIVER_RATE", "FAULT_REDELIVER_MAX_DELAY_S"];
+    const numbers = ["RETRY_BASE_SECONDS", "RETRY_MAX_SECONDS", "CONFLICT_RETRIES", "COSMOS_THROTTLE_RETRIES", "COSMOS_THROTTLE_MAX_WAIT_S", "MAX_AMOUNT", "LIVE_TICKET_TTL_SECONDS", "LIVE_SOCKET_MAX_SECONDS", "RATE_LIMIT_PERIOD_SECONDS", "FAULT_ABORT_RATE", "FAULT_REDELIVER_RATE", "FAULT_REDELIVER_MAX_DELAY_S", "HEALTH_CACHE_MS"];
     for (const name of numbers) {
       expect(() => loadConfig({ ...dev, [name]: " " })).toThrow(new RegExp(`${name}: must not be empty`));
       expect(() => loadConfig({ ...dev, [name]: "ten" })).toThrow(new RegExp(name));
     }
-    expect(loadConfig({ ...dev, RETRY_BASE_SECONDS: "0", CONFLICT_RETRIES: "0", FAULT_ABORT_RATE: "0.25" })).toMatchObject({ RETRY_BASE_SECONDS: 0, CONFLICT_RETRIES: 0, FAULT_ABORT_RATE: 0.25 });
+    expect(loadConfig({ ...dev, RETRY_BASE_SECONDS: "0", CONFLICT_RETRIES: "0", FAULT_ABORT_RATE: "0.25", HEALTH_CACHE_MS: "0" })).toMatchObject({ RETRY_BASE_SECONDS: 0, CONFLICT_RETRIES: 0, FAULT_ABORT_RATE: 0.25, HEALTH_CACHE_MS: 0 });
   });
 
   it("refuses a key given to two merchants, or to a merchant and an operator", () => {

@@ -10,6 +10,13 @@ const quiet = { query: 0, read: 0, write: 0, changefeed: 0, batch: 0 };
 afterEach(() => simulator.reset());
 
 describe("the cost of a payment in Cosmos requests", () => {
+  it("is at most one request for many health checks within HEALTH_CACHE_MS: a probe needs no key, so it cannot drive Cosmos's requests", async () => {
+    await emulator.quiet();
+    await emulator.resetCounters();
+    for (let i = 0; i < 5; i++) expect(await api("/health", { key: null })).toMatchObject({ status: 200, body: { status: "ok" } });
+    expect(Object.values(await emulator.counters()).reduce((sum, n) => sum + n, 0)).toBeLessThanOrEqual(1);
+  });
+
   it("is four stored-procedure executions for a whole lifecycle, and nothing else", async () => {
     await emulator.resetCounters();
     const payment = await createPayment({ amount: 301, currency: "GBP" });

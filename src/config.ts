@@ -1,5 +1,6 @@
 // Configuration: the zod schema of the Worker's vars and secrets; fails fast naming what is missing or wrong.
 import { z } from "zod";
+import { log } from "./core/log.ts";
 
 /** A number given as a var (a string): an empty value is refused, not read as 0 (`Number("")` is 0). */
 const num = (schema: z.ZodNumber, fallback: number) =>
@@ -95,7 +96,7 @@ export const configSchema = z.object({
    * A live socket may send only "ping", at most once in this long; anything else closes it (1008). Each message wakes
    * the payment's object, where its commands wait behind it, and spends no rate limit.
    */
-  LIVE_PING_MIN_MS: ms(5_000),
+  LIVE_PING_MIN_MS: num(z.number().int().min(1).max(20_000, "at most 20000: the dashboard pings every 25 s"), 5_000),
   /** How long GET /health reuses its answer (0: asks Cosmos every time). It needs no key: this bounds what probes cost Cosmos. */
   HEALTH_CACHE_MS: ms(1_000, 0),
   /** Retry-After for a rate-limited merchant: the rate-limit binding's period. */
@@ -132,9 +133,12 @@ export function loadConfig(env: object): Config {
       owners.set(digest, merchant);
     }
   if (config.ADMIN_KEYS.some((digest) => owners.has(digest))) throw new Error("invalid configuration: ADMIN_KEYS: a key is also a merchant's");
-  // The notification receiver holds the webhook secret: with the same secret it could mint live tickets.
-  if (config.LIVE_TICKET_SECRET !== undefined && config.LIVE_TICKET_SECRET === config.WEBHOOK_SECRET)
-    throw new Error("invalid configuration: LIVE_TICKET_SECRET: must differ from WEBHOOK_SECRET");
+  // The notification receiver holds the webhook secret: with the same secret it could mint live tickets. Only live
+  // updates go (503), as without the secret; the rest of the service stays up.
+  if (config.LIVE_TICKET_SECRET !== undefined && config.LIVE_TICKET_SECRET === config.WEBHOOK_SECRET) {
+    log("error", "LIVE_TICKET_SECRET equals WEBHOOK_SECRET: live updates are off until it differs");
+    config.LIVE_TICKET_SECRET = undefined;
+  }
   if (config.ENVIRONMENT === "production") {
     if (Object.keys(config.MERCHANT_KEYS).length === 0)
       throw new Error("invalid configuration: MERCHANT_KEYS: no merchant key configured (the API fails closed)");

@@ -54,10 +54,16 @@ describe("configuration", () => {
     expect(() => loadConfig({ ...dev, MERCHANT_KEYS: JSON.stringify({ acme: [digest] }), ADMIN_KEYS: digest })).toThrow(/ADMIN_KEYS: a key is also a merchant's/);
   });
 
-  it("refuses a live tickets' secret equal to the webhook secret (the notification receiver could mint tickets)", () => {
+  it("turns live updates off (only them) when their tickets' secret equals the webhook secret (the notification receiver could mint tickets)", () => {
     const dev = { ...base, ENVIRONMENT: "development" };
-    expect(() => loadConfig({ ...dev, LIVE_TICKET_SECRET: "x".repeat(32), WEBHOOK_SECRET: "x".repeat(32) })).toThrow(/LIVE_TICKET_SECRET: must differ from WEBHOOK_SECRET/);
+    expect(loadConfig({ ...dev, LIVE_TICKET_SECRET: "x".repeat(32), WEBHOOK_SECRET: "x".repeat(32) }).LIVE_TICKET_SECRET).toBeUndefined();
     expect(loadConfig({ ...dev, LIVE_TICKET_SECRET: "x".repeat(32), WEBHOOK_SECRET: "y".repeat(32) }).LIVE_TICKET_SECRET).toBe("x".repeat(32));
+  });
+
+  it("keeps LIVE_PING_MIN_MS below the dashboard's heartbeat (25 s)", () => {
+    const dev = { ...base, ENVIRONMENT: "development" };
+    expect(() => loadConfig({ ...dev, LIVE_PING_MIN_MS: "30000" })).toThrow(/LIVE_PING_MIN_MS: at most 20000/);
+    expect(loadConfig({ ...dev, LIVE_PING_MIN_MS: "20000" }).LIVE_PING_MIN_MS).toBe(20_000);
   });
 
   it("refuses the benchmark's in-memory store and instant provider in production", () => {

@@ -180,12 +180,18 @@ export function paymentView(main, id) {
       if (held() > payment.version) await poll().catch(() => {});
     }));
 
+  let retrying;
   /** Keeps the newest resource (answers can arrive out of order) and fetches the events it is ahead by, again a second later if that fails. */
   function update(p) {
     if (stopped) return;
     if (!payment || p.version >= payment.version) payment = p;
     draw();
-    if (payment.version > held()) fetchEvents().catch(() => setTimeout(() => update(payment), retryMs));
+    // One retry pending at most: polling calls update every second, and each failure would start another loop.
+    if (payment.version > held())
+      fetchEvents().catch(() => {
+        if (retrying) return;
+        retrying = setTimeout(() => ((retrying = undefined), update(payment)), retryMs);
+      });
   }
   const poll = async () => update(await api(`/api/payments/${id}`));
 
@@ -212,6 +218,7 @@ export function paymentView(main, id) {
   );
   return () => {
     stopped = true;
+    clearTimeout(retrying);
     stopLive();
   };
 }

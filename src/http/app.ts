@@ -53,19 +53,22 @@ app.use("*", async (c, next) => {
 app.get("/livez", (c) => c.text("ok"));
 
 /**
- * Readiness: 200 only when Cosmos answers. A probe needs no key, so an answer is reused for HEALTH_CACHE_MS (by every
- * probe of this isolate, the one in flight included): probes cannot drive Cosmos's requests.
+ * Readiness: 200 only when Cosmos answers. A probe needs no key, so an answer is reused for HEALTH_CACHE_MS after it
+ * came (by every probe of this isolate): probes cannot drive Cosmos's requests. A check in flight is not shared: its
+ * request's end could cancel it under the others.
  */
-const checked = new WeakMap<object, { at: number; ok: Promise<boolean> }>();
+const checked = new WeakMap<object, { at: number; ok: boolean }>();
 app.get("/health", async (c) => {
   const { store, config } = services(c.env);
   let health = checked.get(store);
   if (!health || Date.now() - health.at >= config.HEALTH_CACHE_MS) {
-    const requestId = c.get("requestId");
-    health = { at: Date.now(), ok: store.ping().then(() => true, (e: unknown) => (log("error", "health check failed", { requestId, error: String(e) }), false)) };
-    checked.set(store, health);
+    const ok = await store.ping().then(
+      () => true,
+      (e: unknown) => (log("error", "health check failed", { requestId: c.get("requestId"), error: String(e) }), false),
+    );
+    checked.set(store, (health = { at: Date.now(), ok }));
   }
-  return (await health.ok) ? c.json({ status: "ok" }) : c.json({ status: "unavailable" }, 503);
+  return health.ok ? c.json({ status: "ok" }) : c.json({ status: "unavailable" }, 503);
 });
 
 app.doc31("/openapi.json", {

@@ -80,7 +80,7 @@ describe("a live socket", () => {
     await vi.waitFor(() => expect(heard).toContain("pong"), { timeout: 5_000, interval: 20 });
     // Its life (LIVE_SOCKET_MAX_SECONDS) runs out.
     await runInDurableObject(env.PAYMENTS.getByName(payment.id), (_, state) => {
-      for (const socket of state.getWebSockets()) socket.serializeAttachment({ closesAt: Date.now() - 1 });
+      for (const socket of state.getWebSockets()) socket.serializeAttachment({ closesAt: Date.now() - 1, pingedAt: 0 }); // its last ping long ago
     });
     const pongs = heard.filter((m) => m === "pong").length;
     ws.send("ping");

@@ -15,14 +15,24 @@ const local = ["127.0.0.1", "localhost", "[::1]"].includes(URL.parse(api)?.hostn
 const adminKey = process.env.ADMIN_KEY || (local ? readDevKeys()?.adminKey : undefined);
 if (!adminKey) fail(local ? "no admin key: set ADMIN_KEY, or run `npm start` once (it writes .local/dev-keys.json)" : `set ADMIN_KEY: ${api} is not this machine's service`);
 
+/** One page; a 503 (Cosmos unavailable, or its read of a stream behind) is asked again when its Retry-After says, twice. */
+async function rebuildPage(continuation: string | null) {
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(`${api}/admin/read-model/rebuild`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ continuation }),
+    }).catch(() => null);
+    if (res?.status !== 503 || attempt === 3) return res;
+    await res.body?.cancel();
+    await new Promise((wait) => setTimeout(wait, Number(res.headers.get("retry-after") ?? 1) * 1000));
+  }
+}
+
 let continuation: string | null = process.env.REBUILD_FROM || null;
 let payments = 0;
 do {
-  const res = await fetch(`${api}/admin/read-model/rebuild`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ continuation }),
-  }).catch(() => null);
+  const res = await rebuildPage(continuation);
   if (!res?.ok) {
     const why = res ? `${res.status} ${await res.text()}` : `the service at ${api} is not answering`;
     // Pages already rebuilt stay rebuilt: a run resumed from here does only the rest.

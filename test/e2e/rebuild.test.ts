@@ -1,5 +1,7 @@
 // `npm run rebuild-read-model` against the shared e2e stack: a whole run, a run stopped half-way and resumed, and the
 // admin key it will not guess for another machine's service.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, npmRun, stack } from "./helpers.ts";
 
@@ -49,6 +51,41 @@ describe("with the service's admin key", () => {
     const [reason, resume] = run.stderr.trim().split("\n");
     expect(reason).toMatch(/^rebuild-read-model: stopped after 0 payments: 400 .*validation_failed/);
     expect(resume).toBe("resume with REBUILD_FROM='not-a-continuation'");
+  });
+});
+
+describe("against a service that answers 503 (Cosmos unavailable, or a read behind)", () => {
+  it("asks again when its Retry-After says, and gives up after three answers", async () => {
+    const answers: number[] = [];
+    const server = createServer((req, res) => {
+      req.resume();
+      const status = answers.length < 2 ? 503 : 200;
+      answers.push(status);
+      res.writeHead(status, { "content-type": "application/json", "retry-after": "0" });
+      res.end(JSON.stringify(status === 200 ? { payments: 7, continuation: null } : { code: "store_unavailable" }));
+    });
+    await new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const run = await npmRunRebuild({ API_URL: url, ADMIN_KEY: "sk_test_any" });
+      expect(run.code).toBe(0);
+      expect(rebuilt(run.stdout)).toBe(7);
+      expect(answers).toEqual([503, 503, 200]);
+      // Three 503s in a row: it stops, and says where to resume (here: the start).
+      answers.length = 0;
+      const failing = createServer((req, res) => (req.resume(), answers.push(503), res.writeHead(503, { "retry-after": "0" }), res.end("{}")));
+      await new Promise<void>((ready) => failing.listen(0, "127.0.0.1", ready));
+      try {
+        const stopped = await npmRunRebuild({ API_URL: `http://127.0.0.1:${(failing.address() as AddressInfo).port}`, ADMIN_KEY: "sk_test_any" });
+        expect(stopped.code).toBe(1);
+        expect(stopped.stderr).toMatch(/stopped after 0 payments: 503/);
+        expect(answers).toEqual([503, 503, 503]);
+      } finally {
+        failing.close();
+      }
+    } finally {
+      server.close();
+    }
   });
 });
 

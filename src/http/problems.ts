@@ -58,10 +58,10 @@ export const codesOf = (status: number) => (Object.keys(table) as ProblemCode[])
  */
 export function thrownProblem(err: unknown): { code: ProblemCode; detail?: string; retryAfterSeconds?: number } {
   const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  if (text.startsWith("EventStoreError")) return { code: "store_unavailable", detail: "the event store is unavailable; retry with the same Idempotency-Key", retryAfterSeconds: 1 };
+  if (text.startsWith("EventStoreError")) return { code: "store_unavailable", detail: "the event store is unavailable; retry (with the same Idempotency-Key, if the request had one)", retryAfterSeconds: 1 };
   const platform = err as { retryable?: unknown; overloaded?: unknown } | null;
   if (platform?.overloaded === true) return { code: "service_unavailable", detail: "the payment is receiving too many requests; retry later", retryAfterSeconds: 10 };
-  if (platform?.retryable === true) return { code: "service_unavailable", detail: "the request may or may not have taken effect; retry with the same Idempotency-Key", retryAfterSeconds: 1 };
+  if (platform?.retryable === true) return { code: "service_unavailable", detail: "the request may or may not have taken effect; retry (with the same Idempotency-Key, if the request had one)", retryAfterSeconds: 1 };
   return { code: "internal_error" };
 }
 

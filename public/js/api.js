@@ -27,10 +27,37 @@ export function problemText(error) {
 }
 
 /** One key per submitted form: a retry or a double click of the same form then creates one payment or refund, not two. */
-export function idempotencyKey() {
+function idempotencyKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
   // Pages served over plain http from another host are not a secure context, where randomUUID is missing.
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The Idempotency-Key of a form's request (`scope`: "create", "refund:<payment id>", ...), kept in this tab while the
+ * request's outcome is unclear (no answer, or a 5xx): the form left then and opened again sends it again, so the
+ * request cannot take effect twice. A success or a refusal (4xx) lets it go. `pending`: this form starts with one.
+ */
+export function formKey(scope) {
+  const name = `regis-pay.pending-key.${scope}`;
+  const pending = sessionStorage.getItem(name);
+  const key = pending ?? idempotencyKey();
+  return {
+    pending: pending !== null,
+    /** Runs `request(key)`; answers its result, or throws its error. */
+    async send(request) {
+      sessionStorage.setItem(name, key);
+      try {
+        const result = await request(key);
+        sessionStorage.removeItem(name);
+        return result;
+      } catch (error) {
+        // Refused by the API (not a check of the form's own, which sent nothing).
+        if (error.answered && error.status >= 400 && error.status < 500) sessionStorage.removeItem(name);
+        throw error;
+      }
+    },
+  };
 }
 
 /** Calls the API on this origin; answers the parsed body or throws ApiError. A 401 forgets the key and tells the app. */
@@ -54,5 +81,5 @@ export async function api(path, { method = "GET", body, idempotencyKey: key, sig
     forgetKey();
     dispatchEvent(new CustomEvent("regis:unauthorized"));
   }
-  throw new ApiError(res.status, problem);
+  throw Object.assign(new ApiError(res.status, problem), { answered: true });
 }

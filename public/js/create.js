@@ -1,5 +1,5 @@
 // The create-payment form: amount, currency, optional metadata rows; the API's field errors shown inline; one Idempotency-Key per form.
-import { api, idempotencyKey, problemText } from "./api.js";
+import { api, formKey, problemText } from "./api.js";
 import { clear, clearFieldErrors, currencies, decimal, field, h, select, showFieldError } from "./ui.js";
 
 let rows = 0;
@@ -22,14 +22,19 @@ export function createView(main) {
   const metadata = h("div");
   const formError = h("div", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", {}, "Create payment");
-  // One key for this form until it creates the payment: a retry after an unclear failure (no answer, 503), even
-  // retyped, replays instead of creating a second payment; with other details the API refuses it (422), which says so.
-  const key = idempotencyKey();
+  // One key until the payment is created, kept in the tab while an attempt's outcome is unclear (no answer, 503): a
+  // retry, even retyped or from this form opened again, replays instead of creating a second payment; with other
+  // details the API refuses it (422), which says so, and the next attempt is a new payment.
+  const key = formKey("create");
+  const unclear = key.pending
+    ? h("p", { class: "notice warn", role: "status" }, "An earlier attempt to create a payment got no clear answer and may have gone through: the same details are sent again under its key, so they cannot create a second payment.")
+    : null;
   const addRow = () => (metadata.append(metadataRow()), metadata.lastChild.querySelector("input").focus());
   const form = h(
     "form",
     { class: "card", novalidate: true, "aria-labelledby": "create-title" },
     h("h1", { id: "create-title", tabindex: "-1" }, "New payment"),
+    unclear,
     h("div", { class: "row" }, field("Amount", amount, "In major units, e.g. 86.10"), field("Currency", currency)),
     h("fieldset", {}, h("legend", {}, "Metadata (optional)"), metadata, h("p", { class: "field-error", id: "metadata-error", hidden: true }), h("button", { type: "button", class: "secondary", onclick: addRow }, "Add metadata")),
     formError,
@@ -75,7 +80,7 @@ export function createView(main) {
     submit.disabled = true;
     submit.textContent = "Creating…";
     try {
-      const payment = await api("/api/payments", { method: "POST", body, idempotencyKey: key });
+      const payment = await key.send((idempotencyKey) => api("/api/payments", { method: "POST", body, idempotencyKey }));
       // The list is fed by a read model and shows the payment a moment later; its own page reads it at once.
       location.hash = `#/payments/${payment.id}`;
     } catch (error) {

@@ -1,5 +1,5 @@
 // A payment's page: details, lifecycle stages with the time between them, every event (live), refunds, and the cancel and refund actions.
-import { api, ApiError, idempotencyKey, problemText } from "./api.js";
+import { api, ApiError, formKey, problemText } from "./api.js";
 import { watchPayment } from "./live.js";
 import { clear, clearFieldErrors, decimal, dl, duration, field, h, minus, money, row, showFieldError, statusBadge, table, time } from "./ui.js";
 
@@ -64,16 +64,17 @@ const refundRow = (r) =>
   ]);
 
 /**
- * A button opening a small form; field errors inline. One Idempotency-Key until the action succeeds: a retry after an
- * unclear failure, even retyped, replays instead of acting twice (the API refuses the key with another body, 422).
+ * A button opening a small form; field errors inline. One Idempotency-Key until the action succeeds, kept in the tab
+ * while an attempt's outcome is unclear (see formKey): a retry, even retyped or after leaving the page, replays
+ * instead of acting twice (the API refuses the key with another body, 422, and the next attempt is a new one).
  */
-function action(id, label, control, onSubmit) {
+function action(id, label, control, scope, onSubmit) {
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { type: "submit" }, label);
   const show = (open) => ((form.hidden = !open), (toggle.hidden = open), toggle.setAttribute("aria-expanded", String(open)), open ? control.focus() : toggle.focus());
   const form = h("form", { id, class: "panel", hidden: true, novalidate: true }, control.closest(".field"), error, h("div", { class: "actions" }, submit, h("button", { type: "button", class: "secondary", onclick: () => show(false) }, "Not now")));
   const toggle = h("button", { type: "button", "aria-expanded": "false", "aria-controls": id, onclick: () => show(true) }, `${label}…`);
-  let key = idempotencyKey();
+  let key = formKey(scope);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (submit.disabled) return;
@@ -82,8 +83,8 @@ function action(id, label, control, onSubmit) {
     submit.disabled = true;
     submit.textContent = "Sending…";
     try {
-      await onSubmit(key);
-      key = idempotencyKey();
+      await key.send(onSubmit);
+      key = formKey(scope);
       show(false);
     } catch (err) {
       const fields = Object.entries(err.problem?.errors ?? {});
@@ -112,13 +113,13 @@ export function paymentView(main, id) {
 
   const reason = h("input", { id: "cancel-reason", maxlength: "500", autocomplete: "off" });
   field("Reason (optional)", reason);
-  const cancel = action("cancel", "Cancel payment", reason, async (key) => {
+  const cancel = action("cancel", "Cancel payment", reason, `cancel:${id}`, async (key) => {
     const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
     update(await api(`/api/payments/${id}/cancel`, { method: "POST", body, idempotencyKey: key }));
   });
   const refundAmount = h("input", { id: "refund-amount", inputmode: "decimal", autocomplete: "off" });
   field("Amount to refund", refundAmount);
-  const refund = action("refund", "Refund", refundAmount, async (key) => {
+  const refund = action("refund", "Refund", refundAmount, `refund:${id}`, async (key) => {
     const text = refundAmount.value.trim();
     if (!decimal.test(text)) throw new ApiError(400, { errors: { amount: ["Enter a number, e.g. 10.00."] } });
     await api(`/api/payments/${id}/refunds`, { method: "POST", body: { amount: Number(text) }, idempotencyKey: key });

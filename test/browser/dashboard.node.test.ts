@@ -330,6 +330,45 @@ describe("the merchant dashboard", () => {
       }
     }, lifecycleMs + 15_000);
 
+    it("sends a payment retried after an unclear failure under its first key, even from the form opened again", async () => {
+      const { context, page: p } = await signedInPage();
+      try {
+        const sent: string[] = [];
+        await p.route("**/api/payments", async (route) => {
+          if (route.request().method() !== "POST") return route.continue();
+          sent.push(route.request().headers()["idempotency-key"] ?? "");
+          return sent.length === 1 ? route.fulfill(problem503) : route.continue();
+        });
+        const unclear = p.getByText("An earlier attempt to create a payment got no clear answer");
+        const create = async () => {
+          await p.getByLabel("Amount").fill("56.78");
+          await p.getByRole("button", { name: "Create payment" }).click();
+        };
+        await p.getByRole("link", { name: "New payment" }).first().click();
+        expect(await unclear.count()).toBe(0);
+        await create();
+        await p.locator(".form-error").filter({ hasText: "Service unavailable" }).waitFor();
+        // Left, and opened again: it says why, and sends the same key.
+        await p.getByRole("link", { name: "Back to payments" }).click();
+        await p.getByRole("link", { name: "New payment" }).first().click();
+        await unclear.waitFor();
+        await create();
+        await p.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
+        expect(sent).toHaveLength(2);
+        expect(sent[1]).toBe(sent[0]);
+        // Created: the next form is a new payment, under a new key.
+        await p.getByRole("link", { name: "Payments", exact: true }).click();
+        await p.getByRole("link", { name: "New payment" }).first().click();
+        expect(await unclear.count()).toBe(0);
+        await create();
+        await p.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
+        expect(sent).toHaveLength(3);
+        expect(sent[2]).not.toBe(sent[0]);
+      } finally {
+        await context.close();
+      }
+    }, lifecycleMs);
+
     it("falls back to polling when the live connection stops answering pings (half-open), and keeps following the payment", async () => {
       let swallowPings = false;
       let pongs = 0;

@@ -33,27 +33,39 @@ function idempotencyKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** A short fingerprint of the merchant key: a kept key is the merchant's (the secret itself is not repeated). */
+function owner() {
+  let hash = 0x811c9dc5;
+  for (const c of merchantKey() ?? "") hash = Math.imul(hash ^ c.charCodeAt(0), 0x01000193);
+  return (hash >>> 0).toString(16);
+}
+
+/** Refusals made before a request is read (the key, the rate limit): they say nothing of an earlier attempt. */
+const unread = [401, 403, 408, 429];
+
 /**
- * The Idempotency-Key of a form's request (`scope`: "create", "refund:<payment id>", ...), kept in this tab while the
- * request's outcome is unclear (no answer, or a 5xx): the form left then and opened again sends it again, so the
- * request cannot take effect twice. A success or a refusal (4xx) lets it go. `pending`: this form starts with one.
+ * The Idempotency-Key of a form's request (`scope`: "create", "refund:<payment id>", ...), kept in this tab, for this
+ * merchant, while an attempt's outcome is unclear (no answer, or a 5xx): the form left then and opened again sends it
+ * again, so the request cannot take effect twice. A success or the API's refusal lets it go (a refusal made before
+ * the request was read only if no earlier attempt is unclear). `pending`: this form starts with one.
  */
 export function formKey(scope) {
-  const name = `regis-pay.pending-key.${scope}`;
-  const pending = sessionStorage.getItem(name);
-  const key = pending ?? idempotencyKey();
+  const name = () => `regis-pay.pending-key.${owner()}.${scope}`;
+  const fresh = idempotencyKey();
   return {
-    pending: pending !== null,
-    /** Runs `request(key)`; answers its result, or throws its error. */
+    pending: sessionStorage.getItem(name()) !== null,
+    /** Runs `request(use)`, where `use()` answers the key as the request goes out (and keeps it until its outcome is known). */
     async send(request) {
-      sessionStorage.setItem(name, key);
+      const stored = name();
+      const earlier = sessionStorage.getItem(stored);
+      const key = earlier ?? fresh;
       try {
-        const result = await request(key);
-        sessionStorage.removeItem(name);
+        const result = await request(() => (sessionStorage.setItem(stored, key), key));
+        sessionStorage.removeItem(stored);
         return result;
       } catch (error) {
-        // Refused by the API (not a check of the form's own, which sent nothing).
-        if (error.answered && error.status >= 400 && error.status < 500) sessionStorage.removeItem(name);
+        // A check of the form's own sent nothing: it is not answered.
+        if (error.answered && error.status >= 400 && error.status < 500 && (earlier === null || !unread.includes(error.status))) sessionStorage.removeItem(stored);
         throw error;
       }
     },

@@ -80,7 +80,7 @@ export function createView(main) {
     submit.disabled = true;
     submit.textContent = "Creating…";
     try {
-      const payment = await key.send((idempotencyKey) => api("/api/payments", { method: "POST", body, idempotencyKey }));
+      const payment = await key.send((use) => api("/api/payments", { method: "POST", body, idempotencyKey: use() }));
       // The list is fed by a read model and shows the payment a moment later; its own page reads it at once.
       location.hash = `#/payments/${payment.id}`;
     } catch (error) {

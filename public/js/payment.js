@@ -113,16 +113,16 @@ export function paymentView(main, id) {
 
   const reason = h("input", { id: "cancel-reason", maxlength: "500", autocomplete: "off" });
   field("Reason (optional)", reason);
-  const cancel = action("cancel", "Cancel payment", reason, `cancel:${id}`, async (key) => {
+  const cancel = action("cancel", "Cancel payment", reason, `cancel:${id}`, async (use) => {
     const body = reason.value.trim() ? { reason: reason.value.trim() } : {};
-    update(await api(`/api/payments/${id}/cancel`, { method: "POST", body, idempotencyKey: key }));
+    update(await api(`/api/payments/${id}/cancel`, { method: "POST", body, idempotencyKey: use() }));
   });
   const refundAmount = h("input", { id: "refund-amount", inputmode: "decimal", autocomplete: "off" });
   field("Amount to refund", refundAmount);
-  const refund = action("refund", "Refund", refundAmount, `refund:${id}`, async (key) => {
+  const refund = action("refund", "Refund", refundAmount, `refund:${id}`, async (use) => {
     const text = refundAmount.value.trim();
     if (!decimal.test(text)) throw new ApiError(400, { errors: { amount: ["Enter a number, e.g. 10.00."] } });
-    await api(`/api/payments/${id}/refunds`, { method: "POST", body: { amount: Number(text) }, idempotencyKey: key });
+    await api(`/api/payments/${id}/refunds`, { method: "POST", body: { amount: Number(text) }, idempotencyKey: use() });
     // The refund is accepted: a failed read of the payment after it must not look like a failed refund.
     poll().catch(() => {});
   });

@@ -330,14 +330,16 @@ describe("the merchant dashboard", () => {
       }
     }, lifecycleMs + 15_000);
 
-    it("sends a payment retried after an unclear failure under its first key, even from the form opened again", async () => {
+    it("sends a payment retried after an unclear failure under its first key, even from the form opened again after signing in again", async () => {
       const { context, page: p } = await signedInPage();
       try {
         const sent: string[] = [];
+        const problem401 = { status: 401, contentType: "application/problem+json", body: JSON.stringify({ type: "about:blank", title: "Unauthorized", status: 401, code: "unauthorized" }) };
         await p.route("**/api/payments", async (route) => {
           if (route.request().method() !== "POST") return route.continue();
           sent.push(route.request().headers()["idempotency-key"] ?? "");
-          return sent.length === 1 ? route.fulfill(problem503) : route.continue();
+          // No answer that says whether it was made, then a refusal before the request is read (the key).
+          return sent.length === 1 ? route.fulfill(problem503) : sent.length === 2 ? route.fulfill(problem401) : route.continue();
         });
         const unclear = p.getByText("An earlier attempt to create a payment got no clear answer");
         const create = async () => {
@@ -353,17 +355,22 @@ describe("the merchant dashboard", () => {
         await p.getByRole("link", { name: "New payment" }).first().click();
         await unclear.waitFor();
         await create();
+        // Refused with 401: the key prompt, then the form again, which still holds the unclear attempt's key.
+        await p.getByLabel("Merchant API key").fill(keys.merchantKey);
+        await p.getByRole("button", { name: "Continue" }).click();
+        await unclear.waitFor();
+        await create();
         await p.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
-        expect(sent).toHaveLength(2);
-        expect(sent[1]).toBe(sent[0]);
+        expect(sent).toHaveLength(3);
+        expect(new Set(sent).size).toBe(1);
         // Created: the next form is a new payment, under a new key.
         await p.getByRole("link", { name: "Payments", exact: true }).click();
         await p.getByRole("link", { name: "New payment" }).first().click();
         expect(await unclear.count()).toBe(0);
         await create();
         await p.waitForURL(/#\/payments\/[0-9a-f-]{36}$/);
-        expect(sent).toHaveLength(3);
-        expect(sent[2]).not.toBe(sent[0]);
+        expect(sent).toHaveLength(4);
+        expect(sent[3]).not.toBe(sent[0]);
       } finally {
         await context.close();
       }

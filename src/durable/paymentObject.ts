@@ -395,14 +395,8 @@ export class PaymentObject extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer) {
     const attachment = ws.deserializeAttachment() as { closesAt: number; pingedAt?: number };
     const now = Date.now();
-    if (message !== "ping" || now - (attachment.pingedAt ?? 0) < this.svc.config.LIVE_PING_MIN_MS) {
-      try {
-        ws.close(1008, `only "ping", at most once in ${this.svc.config.LIVE_PING_MIN_MS} ms`);
-      } catch {
-        // already closing
-      }
-      return;
-    }
+    if (message !== "ping" || now - (attachment.pingedAt ?? 0) < this.svc.config.LIVE_PING_MIN_MS)
+      return closeSocket(ws, 1008, `only "ping", at most once in ${this.svc.config.LIVE_PING_MIN_MS} ms`);
     if (!this.open(ws)) return;
     ws.serializeAttachment({ ...attachment, pingedAt: now });
     ws.send("pong");
@@ -412,21 +406,13 @@ export class PaymentObject extends DurableObject<Env> {
   private open(ws: WebSocket) {
     const { closesAt } = (ws.deserializeAttachment() ?? { closesAt: 0 }) as { closesAt: number };
     if (Date.now() < closesAt) return true;
-    try {
-      ws.close(4001, "ticket expired: reconnect with a fresh one");
-    } catch {
-      // already closing or broken: it hears nothing more either way (this runs between an append and its relay)
-    }
+    closeSocket(ws, 4001, "ticket expired: reconnect with a fresh one");
     return false;
   }
 
   override async webSocketClose(ws: WebSocket, code: number) {
     // 1005/1006 report a close without a status; they cannot be sent back.
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closing");
-    } catch {
-      // closed by the object first (its life was over): nothing to answer
-    }
+    closeSocket(ws, code === 1005 || code === 1006 ? 1000 : code, "closing");
   }
 
   /** Where the relay stands: versions committed, sent to the queue, and confirmed delivered by the consumer. */
@@ -1191,6 +1177,14 @@ export class PaymentObject extends DurableObject<Env> {
 }
 
 const now = () => new Date().toISOString();
+/** Closes a live socket; one already closing or broken (closed by the object first) hears nothing more either way. */
+function closeSocket(ws: WebSocket, code: number, reason: string) {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closing or closed
+  }
+}
 /**
  * An ISO 8601 time as [milliseconds since the epoch, nanoseconds below them]: Date.parse keeps milliseconds only, and
  * .NET (Regis Pay's documents) writes seven digits of a second. NaN milliseconds for a time that does not parse.

@@ -286,7 +286,9 @@ describe("the merchant dashboard", () => {
     }, lifecycleMs + 10_000);
   });
   describe("when reads fail, or the live connection goes quiet", () => {
-    const problem503 = { status: 503, contentType: "application/problem+json", body: JSON.stringify({ type: "about:blank", title: "Service unavailable", status: 503, code: "service_unavailable" }) };
+    /** A problem+json answer, as the API gives it. */
+    const problem = (status: number, title: string, code: string) => ({ status, contentType: "application/problem+json", body: JSON.stringify({ type: "about:blank", title, status, code }) });
+    const problem503 = problem(503, "Service unavailable", "service_unavailable");
 
     it("recovers from a failed first read of the events, and sends a refund retried after an unclear failure under one key", async () => {
       const { context, page: p } = await signedInPage();
@@ -334,7 +336,7 @@ describe("the merchant dashboard", () => {
       const { context, page: p } = await signedInPage();
       try {
         const sent: string[] = [];
-        const problem401 = { status: 401, contentType: "application/problem+json", body: JSON.stringify({ type: "about:blank", title: "Unauthorized", status: 401, code: "unauthorized" }) };
+        const problem401 = problem(401, "Unauthorized", "unauthorized");
         await p.route("**/api/payments", async (route) => {
           if (route.request().method() !== "POST") return route.continue();
           sent.push(route.request().headers()["idempotency-key"] ?? "");

@@ -11,7 +11,7 @@ import { keys } from "../setup/constants.ts";
 
 const limits = { bodyBytes: 192 * 1024, amount: 1_000_000, metadataKeys: 50, metadataValue: 500, reason: 500 };
 const metadataKeyPattern = /^[A-Za-z0-9_.:-]{1,40}$/;
-const controlChars = /\p{Cc}/u;
+export const controlChars = /\p{Cc}/u;
 /** Text with an unpaired surrogate is not Unicode: it cannot be URI-encoded. */
 const unpaired = (s: string) => {
   try {

@@ -88,6 +88,7 @@ export class PaymentObject extends DurableObject<Env> {
   private alarmAt: number | null | undefined;
   /** Pending while the lifecycle is in flight: keeps the object in memory between its steps (see WARM_HOLD_MS). */
   private warmHold: ReturnType<typeof setTimeout> | undefined;
+  private warmUntil = 0;
   /** The meta row, read once and then written through (the object is its storage's only writer). */
   private metaRow: Meta | null | undefined;
   /**
@@ -1079,11 +1080,25 @@ export class PaymentObject extends DurableObject<Env> {
     this.alarmAt = null;
   }
 
-  /** Anything scheduled means the lifecycle is in flight: stay in memory until WARM_HOLD_MS after the last command or delivery. */
+  /**
+   * Anything scheduled means the lifecycle is in flight: stay in memory until WARM_HOLD_MS after the last command or
+   * delivery. One timer, moved on only when it fires early: setting a new one at every step (and clearing the last)
+   * cost the runtime more than the step's own logic.
+   */
   private holdWarm(inFlight: boolean) {
-    clearTimeout(this.warmHold);
     const holdMs = this.svc.config.WARM_HOLD_MS;
-    this.warmHold = inFlight && holdMs > 0 ? setTimeout(() => (this.warmHold = undefined), holdMs) : undefined;
+    if (!inFlight || holdMs === 0) {
+      clearTimeout(this.warmHold);
+      this.warmHold = undefined;
+      return;
+    }
+    this.warmUntil = Date.now() + holdMs;
+    this.warmHold ??= setTimeout(() => this.warmHoldDue(), holdMs);
+  }
+
+  private warmHoldDue() {
+    const left = this.warmUntil - Date.now();
+    this.warmHold = left > 0 ? setTimeout(() => this.warmHoldDue(), left) : undefined;
   }
 
   // ---- small helpers ----

@@ -618,6 +618,31 @@ describe("the payment's object", () => {
     await vi.waitFor(async () => expect(await held(env.PAYMENTS.getByName(payment.id))).toBe(false), { timeout: 10_000, interval: 50 });
   });
 
+  it("keeps one warm-hold timer, moved on only when it fires before the last activity's WARM_HOLD_MS is up", async () => {
+    const payment = await createPayment({ amount: 209, currency: "GBP" });
+    await waitForPayment(payment.id, (p) => p.status === "completed");
+    type Hold = { warmHold: unknown; warmUntil: number; holdWarm(inFlight: boolean): void; warmHoldDue(): void };
+    await runInDurableObject(env.PAYMENTS.getByName(payment.id), (instance: PaymentObject) => {
+      const o = instance as unknown as Hold;
+      o.holdWarm(true);
+      const timer = o.warmHold;
+      const until = o.warmUntil;
+      expect(timer).toBeDefined();
+      o.holdWarm(true);
+      expect(o.warmHold).toBe(timer); // not set again
+      expect(o.warmUntil).toBeGreaterThanOrEqual(until);
+      o.warmHoldDue(); // fired while the hold still has time left: a timer for the rest
+      expect(o.warmHold).toBeDefined();
+      expect(o.warmHold).not.toBe(timer);
+      o.warmUntil = Date.now() - 1;
+      o.warmHoldDue(); // fired once it is up: let go
+      expect(o.warmHold).toBeUndefined();
+      o.holdWarm(true);
+      o.holdWarm(false); // nothing in flight: let go at once
+      expect(o.warmHold).toBeUndefined();
+    });
+  });
+
   it("counts a delivery only for the event it holds at that version, not for another event once at that version (lost in a restore)", async () => {
     const payment = await createPayment({ amount: 208, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");

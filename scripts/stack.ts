@@ -277,7 +277,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // Detached: each wrangler command and its children (workerd) form their own process group, stopped as a whole.
     const wrangler = (args: string[]) => {
       const common = ["--persist-to", resolve(root, opts.persistTo ?? ".wrangler/state"), ...(opts.wranglerEnv ? ["--env", opts.wranglerEnv] : [])];
-      const started = spawn(process.execPath, [resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args, ...common], {
+      // Through a shell that leaves a watchdog in the group, then becomes wrangler: this process killed outright (SIGKILL,
+      // a cancelled CI job) runs no exit handler, so the watchdog then removes the secrets' file and ends the group
+      // itself. Stopping the group ends it too.
+      const watchdog = `p=$1; f=$2; shift 2; (while kill -0 "$p" 2>/dev/null; do sleep 1; done; rm -f "$f"; kill -KILL 0) </dev/null >/dev/null 2>&1 & exec "$@"`;
+      const command = [process.execPath, resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args, ...common];
+      const started = spawn("sh", ["-c", watchdog, "sh", String(process.pid), envFile, ...command], {
         cwd: root,
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],

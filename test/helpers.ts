@@ -1,7 +1,7 @@
 // Helpers for tests on the Workers runtime: calls into the Worker, direct Cosmos access, polling with a deadline.
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { inject, vi } from "vitest";
+import { expect, inject, vi } from "vitest";
 import { uuidFrom } from "../src/core/ids.ts";
 import { encode } from "../src/cosmos/codec.ts";
 import { CosmosEventStore } from "../src/cosmos/cosmosEventStore.ts";
@@ -179,19 +179,28 @@ export async function createUnrelayed(amount: number, opts: { quietAlarm?: boole
  */
 export const settled = (stub: DurableObjectStub<PaymentObject>, id: string) => stub.relayStatus(id);
 
+/** Waits until every event up to `version` is relayed and its delivery confirmed: no step of the payment is on its way. */
+export const allDelivered = (stub: DurableObjectStub<PaymentObject>, id: string, version: number) =>
+  vi.waitFor(async () => expect(await stub.relayStatus(id)).toMatchObject({ body: { relayedVersion: version, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+
 export const emulator = {
-  counters: async () => (await (await fetch(`${cosmos()}/_emulator/counters`)).json()) as Record<string, number>,
+  /** Requests by kind since the last reset; with a payment's id, only those of its stream (its partition key). */
+  counters: async (paymentId?: string) =>
+    (await (await fetch(`${cosmos()}/_emulator/counters${paymentId === undefined ? "" : `?partition=pay:${paymentId}`}`)).json()) as Record<string, number>,
   resetCounters: () => fetch(`${cosmos()}/_emulator/counters/reset`, { method: "POST" }),
-  /** Waits until no request reaches the emulator for 100 ms (up to 5 s): earlier tests' lifecycles and alarms are done. */
+  /**
+   * Waits until no request reaches the emulator for 300 ms (up to 10 s), longer than the Worker's relay check in tests
+   * (RELAY_CHECK_MS, 200 ms): earlier tests' lifecycles and alarms are done.
+   */
   async quiet() {
-    const deadline = Date.now() + 5_000;
+    const deadline = Date.now() + 10_000;
     for (let before = JSON.stringify(await emulator.counters()); Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 300));
       const now = JSON.stringify(await emulator.counters());
       if (now === before) return;
       before = now;
     }
-    throw new Error("the emulator kept receiving requests for 5 s: earlier tests' work is not done");
+    throw new Error("the emulator kept receiving requests for 10 s: earlier tests' work is not done");
   },
   fault: (rule: Json) => fetch(`${cosmos()}/_emulator/faults`, { method: "POST", body: JSON.stringify(rule) }),
   clearFaults: () => fetch(`${cosmos()}/_emulator/faults`, { method: "DELETE" }),

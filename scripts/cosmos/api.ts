@@ -18,7 +18,8 @@ import {
   type Tx,
 } from "./store.ts";
 
-export type ApiRequest = { method: string; segments: string[]; headers: IncomingHttpHeaders; body: string; base: string };
+/** `staleDocuments`: a query of one partition answers without its newest so many documents (the `stale` fault). */
+export type ApiRequest = { method: string; segments: string[]; headers: IncomingHttpHeaders; body: string; base: string; staleDocuments?: number };
 export type ApiResponse = { status: number; body: string; headers: Record<string, string> };
 
 const DEFAULT_FEED_PAGE = 100;
@@ -61,6 +62,18 @@ export function classify(req: ApiRequest): Kind {
   if (isQuery(req)) return "query";
   if (isTrue(req, "x-ms-cosmos-is-batch-request")) return "batch";
   return "write";
+}
+
+/** The partition key a request names, for the counters: its value when it is one string (`["pay:…"]`), else the header. */
+export function partitionOf(req: ApiRequest): string | undefined {
+  const h = header(req, "x-ms-documentdb-partitionkey");
+  if (h === undefined) return undefined;
+  try {
+    const key = JSON.parse(h) as unknown;
+    return Array.isArray(key) && key.length === 1 && typeof key[0] === "string" ? key[0] : h;
+  } catch {
+    return h;
+  }
 }
 
 /** A feed of resources (`{ _rid, Databases: [...], _count }`), optionally filtered by a query. */
@@ -303,7 +316,7 @@ export class CosmosApi {
         throw badRequest("The continuation token is invalid.");
       }
     }
-    const { result, continuation: next } = runQuery(spec.query, c.docs(this.scope(req)), {
+    const { result, continuation: next } = runQuery(spec.query, c.docs(this.scope(req), req.staleDocuments), {
       parameters: spec.parameters as QueryParameter[] | undefined,
       maxItemCount: max > 0 ? max : null,
       continuation,

@@ -1,7 +1,7 @@
 // The emulator's HTTP server: the Cosmos API on plain http, the /_emulator/ control plane (counters, faults, reset, stats), start and close.
 import { randomUUID } from "node:crypto";
 import http from "node:http";
-import { CosmosApi, classify, type ApiRequest, type ApiResponse } from "./api.ts";
+import { CosmosApi, classify, partitionOf, type ApiRequest, type ApiResponse } from "./api.ts";
 import { Faults, InvalidRule, type FaultRule } from "./faults.ts";
 import { FileJournal } from "./persistence.ts";
 import { QueryError } from "./query.ts";
@@ -73,11 +73,13 @@ export async function startCosmosEmulator(opts: CosmosEmulatorOptions = {}): Pro
   const faults = new Faults();
   let closed = false;
 
-  function control(method: string, segments: string[], body: string): Reply {
+  function control(method: string, segments: string[], query: URLSearchParams, body: string): Reply {
     const route = `${method} /${segments.join("/")}`;
     switch (route) {
-      case "GET /_emulator/counters":
-        return jsonReply(200, faults.counters);
+      case "GET /_emulator/counters": {
+        const partition = query.get("partition");
+        return jsonReply(200, partition === null ? faults.counters : faults.countersOf(partition));
+      }
       case "POST /_emulator/counters/reset":
         faults.resetCounters();
         return jsonReply(200, faults.counters);
@@ -125,14 +127,15 @@ export async function startCosmosEmulator(opts: CosmosEmulatorOptions = {}): Pro
     if (segments[0] === "_emulator") {
       let reply: Reply;
       try {
-        reply = control(req.method ?? "GET", segments, body);
+        reply = control(req.method ?? "GET", segments, new URLSearchParams(q < 0 ? "" : url.slice(q + 1)), body);
       } catch (err) {
         reply = errorReply(err);
       }
       return send(res, reply, started, req);
     }
     const apiReq: ApiRequest = { method: req.method ?? "GET", segments, headers: req.headers, body, base: `http://${req.headers.host ?? host}/` };
-    const decision = faults.decide(classify(apiReq));
+    const decision = faults.decide(classify(apiReq), partitionOf(apiReq));
+    apiReq.staleDocuments = decision.staleDocuments;
     const respond = () => {
       if (closed) return;
       let reply: ApiResponse | Reply;

@@ -72,12 +72,14 @@ export class Container {
   isLive(rec: Rec): boolean {
     return this.partitions.get(rec.pk)?.docs.get(rec.id) === rec;
   }
-  /** All documents of one partition, or of the container, for the query engine. */
-  docs(pkKey?: string): Doc[] {
+  /** All documents of one partition, or of the container, for the query engine; of a partition, without its `stale` newest. */
+  docs(pkKey?: string, stale = 0): Doc[] {
     const out: Doc[] = [];
     if (pkKey !== undefined) {
       const p = this.partitions.get(pkKey);
-      if (p) for (const r of p.docs.values()) out.push(r.body);
+      const recs = p ? [...p.docs.values()] : [];
+      const newest = new Set(stale > 0 ? recs.toSorted((a, b) => b.lsn - a.lsn).slice(0, stale) : []);
+      for (const r of recs) if (!newest.has(r)) out.push(r.body);
     } else for (const p of this.partitions.values()) for (const r of p.docs.values()) out.push(r.body);
     return out;
   }

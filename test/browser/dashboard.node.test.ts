@@ -62,6 +62,7 @@ beforeAll(async () => {
       cosmosPort: 0,
       providerPort: 0,
       persistTo,
+      logFile: join(persistTo, "worker.log"),
       keys,
       quiet: true,
       // The heartbeat test pings every 200 ms.
@@ -86,6 +87,7 @@ afterAll(async () => {
     if (left.length > 0) throw new Error(`the stack left things running: ${left.join("; ")}`);
   }
   if (persistTo) rmSync(persistTo, { recursive: true, force: true });
+  if (!process.env.UPDATE_SCREENSHOTS) rmSync(screenshots, { recursive: true, force: true });
 }, 30_000);
 
 /** A page in a context of its own, prepared by `prepare` and signed in; the test closes its context (this does if signing in fails). */

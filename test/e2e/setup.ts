@@ -18,7 +18,7 @@ declare module "vitest" {
 }
 
 /** Processes in wrangler's process group (its workerd children stay in it even when orphaned). Linux /proc. */
-function groupMembers(pgid: number): string[] {
+export function groupMembers(pgid: number): string[] {
   const members: string[] = [];
   for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
     try {
@@ -60,6 +60,9 @@ export default async function setup(project: TestProject) {
     vars: e2eVars,
     quiet: true,
     logFile: ".local/logs/e2e.log",
+  }).catch((e: unknown) => {
+    rmSync(persistTo, { recursive: true, force: true });
+    throw e;
   });
   const { stop, restartWorker: _, workerExited: __, ...rest } = stack;
   const provided: E2eStack = { ...rest, wranglerPid: stack.wranglerPid };
@@ -70,8 +73,11 @@ export default async function setup(project: TestProject) {
     throw e;
   }
   return async () => {
-    await stop();
-    rmSync(persistTo, { recursive: true, force: true });
+    try {
+      await stop();
+    } finally {
+      rmSync(persistTo, { recursive: true, force: true });
+    }
     const left = await leftovers(provided);
     if (left.length > 0) throw new Error(`the e2e stack left things running after stop(): ${left.join("; ")}`);
   };

@@ -63,6 +63,20 @@ describe.skipIf(realAccount)("the emulator", () => {
       await control(emulator, "POST", "counters/reset");
       expect((await control<Counters>(emulator, "GET", "counters")).body).toEqual({ sproc: 0, query: 0, read: 0, write: 0, changefeed: 0, batch: 0, other: 0 });
     });
+
+    it("counts the requests of one partition key apart, and resets them too", async () => {
+      await control(emulator, "POST", "counters/reset");
+      await container.items.create({ id: "p1", pk: "mine" });
+      await container.item("p1", "mine").read();
+      await container.scripts.storedProcedure("echo").execute("mine", [1]);
+      await container.items.create({ id: "p2", pk: "theirs" });
+      await container.items.query("SELECT * FROM c", { partitionKey: "theirs" }).fetchAll();
+      expect((await control<Counters>(emulator, "GET", "counters?partition=mine")).body).toEqual({ sproc: 1, query: 0, read: 1, write: 1, changefeed: 0, batch: 0, other: 0 });
+      expect((await control<Counters>(emulator, "GET", "counters?partition=theirs")).body).toMatchObject({ sproc: 0, query: 1, write: 1 });
+      expect((await control<Counters>(emulator, "GET", "counters")).body).toMatchObject({ sproc: 1, query: 1, read: 1, write: 2 });
+      await control(emulator, "POST", "counters/reset");
+      expect((await control<Counters>(emulator, "GET", "counters?partition=mine")).body).toMatchObject({ sproc: 0, read: 0, write: 0 });
+    });
   });
 
   describe("when faults are injected", () => {
@@ -113,6 +127,15 @@ describe.skipIf(realAccount)("the emulator", () => {
       expect(statusCode).toBe(200);
       expect(performance.now() - started).toBeGreaterThanOrEqual(145);
       expect((await control<{ rules: Rule[] }>(emulator, "GET", "faults")).body.rules[0]!.fired).toBe(1);
+    });
+
+    it("answers queries of a partition as a replica behind would (stale): without its newest documents, for the next count", async () => {
+      for (const n of [1, 2, 3]) await container.items.create({ id: `s${n}`, pk: "stale", n });
+      const ids = async () => (await container.items.query<{ id: string }>("SELECT c.id FROM c ORDER BY c.n", { partitionKey: "stale" }).fetchAll()).resources.map((d) => d.id);
+      expect((await control(emulator, "POST", "faults", { kind: "query", mode: "stale", documents: 2, count: 1 })).status).toBe(201);
+      expect(await ids()).toEqual(["s1"]);
+      expect(await ids()).toEqual(["s1", "s2", "s3"]);
+      expect((await control(emulator, "POST", "faults", { kind: "sproc", mode: "stale" })).status).toBe(400);
     });
 
     it("rejects an invalid rule, and clears all rules", async () => {

@@ -16,13 +16,14 @@ const before = (): ProviderSettings => ({ ...settings(), providerUrl: `http://12
 
 describe("the provider client", () => {
   it("retries the same key while its first request is under way (409 idempotency_key_in_use), then gets its outcome", async () => {
-    await sim.post("/_sim/settings", { latencyMs: 300 });
+    // The first call is held unanswered until the test lets it go: it is still processing that key, however slow the machine.
+    await sim.post("/_sim/settings", { hold: ["create"] });
     const key = crypto.randomUUID();
     const first = provider.create(settings(), key, 12.34, "GBP");
-    // Sent once the simulator shows the first waiting out its latency: it is still processing that key.
     await vi.waitFor(async () => expect((await sim.get("/_sim/under-way")).body).toEqual([`POST /psp/api/payments/create ${key}`]), { timeout: 5_000, interval: 5 });
     const meanwhile = await provider.create(settings(), key, 12.34, "GBP");
     expect(meanwhile).toEqual({ ok: false, permanent: false, reason: "idempotency_key_in_use" });
+    await sim.post("/_sim/settings", { hold: [] });
     const created = await first;
     expect(created.ok).toBe(true);
     expect(await provider.create(settings(), key, 12.34, "GBP")).toEqual(created);

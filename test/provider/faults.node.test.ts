@@ -120,7 +120,7 @@ describe("failNext", () => {
 
     const giveUp = new AbortController();
     const held = fetch(`${sim.url}/notifications/api/send`, { method: "POST", body: JSON.stringify({ id: "x", jsonPayload: "{}" }), signal: giveUp.signal });
-    await vi.waitFor(async () => expect(await outcomes()).toEqual(["timeout"]));
+    await vi.waitFor(async () => expect(await outcomes()).toEqual(["timeout"]), { timeout: 5_000, interval: 10 });
     giveUp.abort();
     await expect(held).rejects.toThrow(/abort/i);
     const next = await sim.post("/notifications/api/send", { id: "x", jsonPayload: "{}" });
@@ -201,7 +201,7 @@ describe("with a timeout rate", () => {
       body: JSON.stringify(payment),
       signal: giveUp.signal,
     });
-    await vi.waitFor(async () => expect(await outcomes()).toEqual(["timeout"]));
+    await vi.waitFor(async () => expect(await outcomes()).toEqual(["timeout"]), { timeout: 5_000, interval: 10 });
     giveUp.abort();
     await expect(held).rejects.toThrow(/abort/i);
     await sim.post("/_sim/settings", { timeoutRate: 0 });
@@ -220,17 +220,15 @@ describe("with a timeout rate", () => {
     onTestFinished(() => own.close());
     await fetch(`${own.url}/_sim/settings`, { method: "POST", body: JSON.stringify({ timeoutRate: 1 }) });
 
-    const abandoned = fetch(`${own.url}${create}`, {
-      method: "POST",
-      body: JSON.stringify(payment),
-      signal: AbortSignal.timeout(100),
-    });
+    const calls = async () => (await (await fetch(`${own.url}/_sim/calls`)).json()) as unknown[];
+    const giveUp = new AbortController();
+    const abandoned = fetch(`${own.url}${create}`, { method: "POST", body: JSON.stringify(payment), signal: giveUp.signal });
+    // Given up once the simulator holds it (not after a fixed time, which a slow machine could spend before sending it).
+    await vi.waitFor(async () => expect(await calls()).toHaveLength(1), { timeout: 5_000, interval: 10 });
+    giveUp.abort();
     const held = fetch(`${own.url}${create}`, { method: "POST", body: JSON.stringify(payment) });
     await expect(abandoned).rejects.toThrow();
-    await vi.waitFor(async () => {
-      const calls = await (await fetch(`${own.url}/_sim/calls`)).json();
-      expect(calls).toHaveLength(2);
-    });
+    await vi.waitFor(async () => expect(await calls()).toHaveLength(2), { timeout: 5_000, interval: 10 });
     await own.close();
 
     await expect(held).rejects.toThrow();

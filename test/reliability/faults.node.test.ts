@@ -8,14 +8,17 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { chaosVars, runChaos } from "../../scripts/chaos.ts";
 import { startStack, type Stack } from "../../scripts/stack.ts";
+import { leftovers } from "../e2e/setup.ts";
 
 const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 1_000_000));
 const state = mkdtempSync(join(tmpdir(), "regis-faults-"));
 let stack: Stack;
+/** Kept so that a start still under way when its hook times out is stopped all the same. */
+let starting: Promise<Stack> | undefined;
 let passed = false;
 
 beforeAll(async () => {
-  stack = await startStack({
+  stack = await (starting = startStack({
     apiPort: 0,
     cosmosPort: 0,
     providerPort: 0,
@@ -25,11 +28,16 @@ beforeAll(async () => {
     logFile: join(state, "worker.log"),
     keys: { merchantId: "chaos", merchantKey: `sk_chaos_${seed}`, adminKey: `sk_chaos_admin_${seed}`, webhookSecret: `chaos-webhook-secret-${seed}`, ticketSecret: `chaos-live-ticket-secret-0123456789-${seed}` },
     vars: chaosVars(seed),
-  });
-}, 120_000);
+  }));
+}, 240_000);
 
 afterAll(async () => {
-  await stack?.stop();
+  const started = await starting?.catch(() => undefined);
+  await started?.stop();
+  if (started) {
+    const left = await leftovers(started);
+    if (left.length > 0) throw new Error(`the stack left things running: ${left.join("; ")}`);
+  }
   // A failing run keeps the Worker's log for the post-mortem.
   if (passed) rmSync(state, { recursive: true, force: true });
   else console.log(`the Worker's log is kept in ${join(state, "worker.log")}`);

@@ -63,10 +63,11 @@ export const configSchema = z.object({
   MAX_AMOUNT: num(z.number().positive(), 1_000_000),
   /** Queue retry backoff: base * 2^(attempt-1) seconds with jitter, capped. */
   RETRY_BASE_SECONDS: num(z.number().min(0), 2),
-  RETRY_MAX_SECONDS: num(z.number().min(0), 300),
+  /** A queue's delay is at most 12 h (43,200 s): longer, a retry would be refused, and the message retried at once. */
+  RETRY_MAX_SECONDS: num(z.number().min(0).max(43_200, "at most 43200: a queue's longest delay"), 300),
   /** How often a payment with an append of unknown outcome re-checks Cosmos, and for how long; a failed check is retried after RELAY_CHECK_MS, doubled per failed round. */
   RELAY_CHECK_MS: ms(5_000),
-  RELAY_SETTLE_MS: ms(60_000),
+  RELAY_SETTLE_MS: num(z.number().int().min(1).max(43_200_000, "at most 43200000: a step held back for it waits in the queue, 12 h at most"), 60_000),
   /** A relayed event whose delivery to the consumer is not confirmed after this long is sent again (messages can be lost). */
   REDELIVER_AFTER_MS: ms(60_000),
   /** A payment that has not progressed for this long is re-driven. */

@@ -66,6 +66,13 @@ describe("configuration", () => {
     expect(loadConfig({ ...dev, LIVE_PING_MIN_MS: "20000" }).LIVE_PING_MIN_MS).toBe(20_000);
   });
 
+  it("keeps the queue's delays within its 12 hours: RETRY_MAX_SECONDS and RELAY_SETTLE_MS", () => {
+    const dev = { ...base, ENVIRONMENT: "development" };
+    expect(() => loadConfig({ ...dev, RETRY_MAX_SECONDS: "50000" })).toThrow(/RETRY_MAX_SECONDS: at most 43200/);
+    expect(() => loadConfig({ ...dev, RELAY_SETTLE_MS: "50000000" })).toThrow(/RELAY_SETTLE_MS: at most 43200000/);
+    expect(loadConfig({ ...dev, RETRY_MAX_SECONDS: "43200", RELAY_SETTLE_MS: "43200000" })).toMatchObject({ RETRY_MAX_SECONDS: 43_200, RELAY_SETTLE_MS: 43_200_000 });
+  });
+
   it("refuses the benchmark's in-memory store and instant provider in production", () => {
     const keys = { MERCHANT_KEYS: JSON.stringify({ acme: [digest] }) };
     expect(() => loadConfig({ ...base, ...keys, EVENT_STORE: "memory" })).toThrow(/never production/);

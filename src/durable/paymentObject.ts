@@ -32,7 +32,7 @@ import { paymentResource, paymentSummary, refundResource, type PaymentResource, 
 import { initialState, type Payment, type State } from "../payment/state.ts";
 import { notificationBody, provider } from "../provider/client.ts";
 import { currentLagMs } from "../queue/health.ts";
-import { dueIn, eventMessage, type EventMessage } from "../queue/message.ts";
+import { batches, dueIn, eventMessage, type EventMessage } from "../queue/message.ts";
 import { services, type Services } from "../wiring.ts";
 import { failure, type Failure, type Reply, type StepOutcome } from "./replies.ts";
 
@@ -222,7 +222,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (!owned.ok) return owned;
     if (at.atVersion === undefined && at.asOf === undefined) return { ok: true, status: 200, body: this.resource() };
     if (at.atVersion !== undefined && at.atVersion > this.version) return failure("version_not_found", `the payment has ${this.version} versions`);
-    const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), 1, at.atVersion);
+    const docs = await this.readThrough(paymentId, 1, at.atVersion, at.atVersion ?? this.version);
     // The stream up to its first event not known to be at or before the time: clocks of several writers may disagree,
     // and skipping an event while keeping later ones would show a state the payment never had.
     const asOf = at.asOf === undefined ? null : instant(at.asOf);
@@ -235,7 +235,7 @@ export class PaymentObject extends DurableObject<Env> {
   async history(caller: Caller, paymentId: string, fromVersion: number, limit: number): Promise<Reply<{ events: EventDocument[]; nextFromVersion: number | null }>> {
     const owned = await this.owned(caller, paymentId);
     if (!owned.ok) return owned;
-    const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), fromVersion, limit + 1);
+    const docs = await this.readThrough(paymentId, fromVersion, limit + 1, Math.min(fromVersion + limit, this.version));
     const more = docs.length > limit;
     const events = docs.slice(0, limit);
     return { ok: true, status: 200, body: { events, nextFromVersion: more ? (events.at(-1)?.stream.version ?? 0) + 1 : null } };
@@ -529,7 +529,7 @@ export class PaymentObject extends DurableObject<Env> {
       // Cosmos behind the object means its container was restored under it: Cosmos is the truth, so load it again
       // (which drops the copy Cosmos no longer holds), as a cold start would.
       if (result.currentVersion < this.version) await this.reload();
-      else await this.syncTail();
+      else await this.syncTail(result.currentVersion);
     }
   }
 
@@ -844,12 +844,31 @@ export class PaymentObject extends DurableObject<Env> {
     }
   }
 
-  /** Reads only the events committed behind our back (after a conflict, or an append of unknown outcome). */
-  private async syncTail() {
-    const tail = await this.svc.store.loadFrom(streamIdOf(this.paymentId()), this.version + 1);
+  /**
+   * Reads only the events committed behind our back (after a conflict, or an append of unknown outcome); after a
+   * conflict, through the version Cosmos reported (see `readThrough`).
+   */
+  private async syncTail(through = 0) {
+    const tail = await this.readThrough(this.paymentId(), this.version + 1, undefined, through);
     if (tail.length === 0) return;
     await this.committed(tail);
     this.settled();
+  }
+
+  /**
+   * The stream from `from` (at most `count` events), read through version `through` at least. Reads carry no session
+   * token, so on Cosmos one may come from a replica behind the latest commits: a read that stops short of a version
+   * known committed is read once more, then answered 503, never served as the whole stream (a history that looks
+   * complete, a past state that is not the one asked for, a conflict retried against the same stale state).
+   */
+  private async readThrough(paymentId: string, from: number, count: number | undefined, through: number) {
+    for (let attempt = 0; ; attempt++) {
+      const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), from, count);
+      const read = docs.at(-1)?.stream.version ?? from - 1;
+      if (read >= through) return docs;
+      log("warn", "Cosmos's read is behind a version known committed (a replica behind)", { paymentId, from, through, read, attempt });
+      if (attempt >= 1) throw new EventStoreError("unavailable", "Cosmos DB's read is behind its latest commits");
+    }
   }
 
   /**
@@ -1035,8 +1054,7 @@ export class PaymentObject extends DurableObject<Env> {
   /** Publishes events, due in `delaySeconds`. */
   private async send(docs: EventDocument[], delaySeconds = 0) {
     const summary = this.state.status === "none" ? undefined : paymentSummary(this.state, this.version, this.ownerOf(this.state));
-    for (let i = 0; i < docs.length; i += 100) {
-      const messages = docs.slice(i, i + 100).map((d) => dueIn(eventMessage(d, summary), delaySeconds));
+    for (const messages of batches(docs.map((d) => dueIn(eventMessage(d, summary), delaySeconds)))) {
       await this.env.EVENTS.sendBatch(messages);
       const sent = Date.now() + delaySeconds * 1000;
       const confirmed = this.deliveries(); // a re-driven step's trigger was confirmed before: nothing to wait for

@@ -54,7 +54,14 @@ async function call<T>(s: ProviderSettings, url: string, key: string, body: unkn
   return { ok: false, permanent: problem.code !== undefined && !transientStatus(res.status, problem.code), reason };
 }
 
-const refusal = z.object({ code: z.string().min(1).optional(), message: z.string().optional().catch(undefined) });
+/**
+ * What the provider says is bounded before it is kept: its code becomes a reason in the payment's events, and its ids
+ * the references later calls carry. Text of any length would reach a queue message (128 KB at most on Cloudflare),
+ * and one message too large for the queue would hold up the payment's relay for good.
+ */
+export const maxCodeLength = 100;
+const maxIdLength = 200;
+const refusal = z.object({ code: z.string().min(1).transform((code) => [...code].slice(0, maxCodeLength).join("")).optional(), message: z.string().optional().catch(undefined) });
 /** The JSON value, or undefined for text that is not JSON. */
 const parseJson = (text: string): unknown => {
   try {
@@ -84,8 +91,8 @@ const payments = (s: ProviderSettings) => `${s.providerUrl.replace(/\/$/, "")}/p
 const ref = (reference: string) => encodeURIComponent(reference);
 
 /** What each step records from a success: the provider's ids; the others need nothing from the body. */
-const created = z.object({ paymentId: z.string().min(1) });
-const refunded = z.object({ refundId: z.string().min(1) });
+const created = z.object({ paymentId: z.string().min(1).max(maxIdLength) });
+const refunded = z.object({ refundId: z.string().min(1).max(maxIdLength) });
 const anything = z.unknown();
 
 export const provider = {

@@ -8,7 +8,7 @@ import { loadConfig } from "../../src/config.ts";
 import type { PaymentObject } from "../../src/durable/paymentObject.ts";
 import { eventMessage } from "../../src/queue/message.ts";
 import seed from "../fixtures/seed-documents.json";
-import { api, counter, createPayment, createUnrelayed, emulator, evict, behindItsBack, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
+import { allDelivered, api, counter, createPayment, createUnrelayed, emulator, evict, behindItsBack, markUnknownAppend, settled, simulator, store, waitForPayment, writtenElsewhere, type Json } from "../helpers.ts";
 import { keys } from "../setup/constants.ts";
 
 const caller = { merchantId: "merchant-a", requestId: "test" };
@@ -86,12 +86,13 @@ describe("the payment's object", () => {
     const payment = await createPayment({ amount: 202, currency: "GBP" });
     const before = await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
+    await allDelivered(stub, payment.id, 4); // a delivery still on its way would load the evicted object itself
     await evictDurableObject(stub);
     const from = await readsFrom(stub);
     await emulator.resetCounters();
     expect((await api(`/api/payments/${payment.id}`)).body).toEqual(before);
     await api(`/api/payments/${payment.id}`);
-    expect(await emulator.counters()).toMatchObject({ query: 1, read: 0, sproc: 0 });
+    expect(await emulator.counters(payment.id)).toMatchObject({ query: 1, read: 0, sproc: 0 });
     // From its last event: the same query proves Cosmos still holds what the copy holds.
     expect(from).toEqual([4]);
     expect(await copyVersions(stub)).toEqual([1, 2, 3, 4]);
@@ -552,9 +553,53 @@ describe("the payment's object", () => {
     await vi.waitFor(async () => expect(await stateOf()).toEqual({ alarm: null, round: 0, pending: null }), { timeout: 15_000, interval: 50 });
   });
 
+  describe("when Cosmos's reads come from a replica behind its latest commits (reads carry no session token)", () => {
+    /** A completed payment, every delivery confirmed and Cosmos quiet: the stale reads injected next are its own. */
+    async function completed(amount: number) {
+      const payment = await createPayment({ amount, currency: "GBP" });
+      await waitForPayment(payment.id, (p) => p.status === "completed");
+      await allDelivered(env.PAYMENTS.getByName(payment.id), payment.id, 4);
+      await emulator.quiet();
+      return payment;
+    }
+    const stale = async <T>(count: number, run: () => Promise<T>) => {
+      await emulator.fault({ kind: "query", mode: "stale", documents: 1, count });
+      try {
+        return await run();
+      } finally {
+        await emulator.clearFaults();
+      }
+    };
+
+    it("reads a history or a past state again rather than serve one short of what it knows committed, and answers 503 if it stays short", async () => {
+      const payment = await completed(61);
+      const history = await stale(1, () => api(`/api/payments/${payment.id}/events`));
+      expect(history).toMatchObject({ status: 200, body: { nextFromVersion: null } });
+      expect(history.body.events.map((e: Json) => e.stream.version)).toEqual([1, 2, 3, 4]);
+      expect(await stale(1, () => api(`/api/payments/${payment.id}?atVersion=4`))).toMatchObject({ status: 200, body: { version: 4, status: "completed" } });
+      const short = await stale(2, () => api(`/api/payments/${payment.id}/events?fromVersion=3`));
+      expect(short).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
+      expect(short.headers.get("retry-after")).toBe("1");
+    });
+
+    it("answers a command 503 after a conflict whose tail read stays behind, instead of appending again at a version it knows taken", async () => {
+      const payment = await completed(62);
+      const s = `pay:${payment.id}`;
+      const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-stale", Amount: 1, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
+      expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
+      await emulator.resetCounters();
+      const refund = await stale(10, () => api(`/api/payments/${payment.id}/refunds`, { body: { amount: 2 } }));
+      expect(refund).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
+      expect(await emulator.counters(payment.id)).toMatchObject({ sproc: 1, query: 2 });
+      // Once reads catch up, the same request goes through.
+      expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 2 } })).status).toBe(202);
+    });
+  });
+
   it.each([["warm"], ["cold"]] as const)("re-syncs a %s object after a document written behind its back, reading only the missing tail, and its command succeeds", async (temperature) => {
     const payment = await createPayment({ amount: 50, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
+    await allDelivered(env.PAYMENTS.getByName(payment.id), payment.id, 4);
     const s = `pay:${payment.id}`;
     const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-behind", Amount: 10, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
     expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
@@ -564,7 +609,7 @@ describe("the payment's object", () => {
     await emulator.resetCounters();
     const refund = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 40 } });
     expect(refund.status).toBe(202);
-    expect((await emulator.counters()).query).toBe(1);
+    expect((await emulator.counters(payment.id)).query).toBe(1);
     // The missing tail only: after the conflict (warm), or from the copy's last event on (cold).
     expect(from).toEqual([temperature === "warm" ? 5 : 4]);
     const after = await waitForPayment(payment.id, (p) => p.refunds.length === 2 && p.refunds.every((r) => r.status !== "pending"));

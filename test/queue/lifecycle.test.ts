@@ -150,6 +150,15 @@ describe("a payment created over HTTP", () => {
     expect((await callsFor(done)).filter((c: Json) => c.route === "create").map((c: Json) => c.status)).toEqual([401, 401, 202]);
   });
 
+  it("keeps a refusal's code bounded: a provider answering 130,000 characters fails the payment with its first 100, and its events are all relayed", async () => {
+    const code = "x".repeat(130_000); // more than a queue message may hold (128 KB)
+    await simulator.settings({ declines: [{ route: "create", amountEquals: 66.65, code, reason: "a provider gone wrong" }] });
+    const payment = await createPayment({ amount: 66.65, currency: "GBP" });
+    const failed = await waitForPayment(payment.id, terminal);
+    expect(failed).toMatchObject({ status: "failed", failure: { step: "create", reason: code.slice(0, 100) } });
+    await vi.waitFor(async () => expect((await api(`/admin/payments/${payment.id}/relay`, { key: keys.admin })).body).toMatchObject({ relayedVersion: 2, undelivered: [] }), { timeout: 10_000, interval: 50 });
+  });
+
   it("fails when the provider declines it", async () => {
     await simulator.settings({ declines: [{ route: "create", amountEquals: 66.66, code: "card_declined", reason: "insufficient funds" }] });
     const payment = await createPayment({ amount: 66.66, currency: "GBP" });

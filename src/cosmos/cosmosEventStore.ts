@@ -69,6 +69,16 @@ export function storeError(e: unknown): EventStoreError {
   return new EventStoreError("unavailable", `Cosmos DB unreachable: ${err.message ?? String(e)}`);
 }
 
+/**
+ * The losing side of a race on a stream's next version, which wrote nothing: Cosmos runs executions in a partition
+ * concurrently (snapshot isolation), so the loser's create collides on the event's id, a 409 inside the script that
+ * Cosmos answers as 400 with that sub-status, or its transaction conflicts (449, retry with).
+ */
+export function lostRace(e: unknown) {
+  const err = e as Partial<ErrorResponse>;
+  return Number(err.code) === 449 || (Number(err.code) === 400 && Number(err.substatus) === 409);
+}
+
 async function guarded<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
@@ -125,9 +135,14 @@ export class CosmosEventStore implements EventStore {
   }
 
   async append(streamId: string, expectedVersion: number, events: EventDocument[]): Promise<AppendResult> {
-    const { resource } = await guarded(() =>
-      this.container.scripts.storedProcedure(spAppendToStreamId).execute<AppendResult>(streamId, [streamId, expectedVersion, JSON.stringify(events)]),
-    );
+    let resource: AppendResult | undefined;
+    try {
+      ({ resource } = await this.container.scripts.storedProcedure(spAppendToStreamId).execute<AppendResult>(streamId, [streamId, expectedVersion, JSON.stringify(events)]));
+    } catch (e) {
+      // A conflict, as when the script itself finds the stream moved on: the version appends see now is asked.
+      if (lostRace(e) && events.length > 0) return { ok: false, currentVersion: await this.version(streamId) };
+      throw storeError(e);
+    }
     if (!resource || typeof resource.ok !== "boolean") throw new EventStoreError("unavailable", "spAppendToStream answered an unexpected body (it ran: the outcome is unknown): is an outdated version installed?");
     if (!resource.ok) return { ok: false, currentVersion: resource.currentVersion };
     return resource.duplicate === true ? { ok: true, version: resource.version, duplicate: true } : { ok: true, version: resource.version };

@@ -4,8 +4,8 @@
 import { CosmosClient } from "@azure/cosmos";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCosmosEmulator } from "../../scripts/cosmos/server.ts";
-import { refused } from "../../src/core/eventStore.ts";
-import { CosmosEventStore, storeError } from "../../src/cosmos/cosmosEventStore.ts";
+import { eventDocument, refused } from "../../src/core/eventStore.ts";
+import { CosmosEventStore, lostRace, storeError } from "../../src/cosmos/cosmosEventStore.ts";
 import { provision } from "../../src/cosmos/provision.ts";
 import { spAppendToStreamId, spAppendToStreamSource, spAppendToStreamVersion } from "../../src/cosmos/spAppendToStream.ts";
 import { emulatorKey } from "../setup/constants.ts";
@@ -64,6 +64,24 @@ describe("provisioning", () => {
     const container = `p-${crypto.randomUUID().slice(0, 8)}`;
     await client.database(database).containers.create({ id: container, partitionKey: { paths: ["/id"] } });
     await expect(provision(client, database, container)).rejects.toThrow(/partitioned by \/id, not \/stream\/id/);
+  });
+});
+
+describe("an append that loses a race", () => {
+  it("answers a conflict, not an error, when its write collides with another writer's document at that version", async () => {
+    const container = client.database(database).container("events");
+    const store = new CosmosEventStore(container);
+    const streamId = `race-${crypto.randomUUID()}`;
+    const at = (version: number) => eventDocument(streamId, version, "PaymentCompleted", { Timestamp: new Date().toISOString() }, crypto.randomUUID(), { correlationId: null, causationId: null });
+    expect(await store.append(streamId, 0, [at(1)])).toEqual({ ok: true, version: 1 });
+    // Another writer's document at version 2, being written: its version is not readable yet (no stream.version).
+    await container.items.create({ id: `${streamId}:2`, stream: { id: streamId } });
+    expect(await store.append(streamId, 1, [at(2)])).toEqual({ ok: false, currentVersion: 1 });
+  });
+
+  it("takes a 449 (a write-write conflict) or a script's 409 as the lost race, and nothing else", () => {
+    expect([lostRace({ code: 449 }), lostRace({ code: 400, substatus: 409 })]).toEqual([true, true]);
+    expect([lostRace({ code: 400 }), lostRace({ code: 409 }), lostRace({ code: 400, substatus: 404 }), lostRace(new Error("x"))]).toEqual([false, false, false, false]);
   });
 });
 

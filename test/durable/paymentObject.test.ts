@@ -1,7 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { EventStoreError, type EventDocument, type EventStore } from "../../src/core/eventStore.ts";
+import { EventStoreError, eventDocument, type EventDocument, type EventStore } from "../../src/core/eventStore.ts";
 import { encode } from "../../src/cosmos/codec.ts";
 import { uuidFrom } from "../../src/core/ids.ts";
 import { loadConfig } from "../../src/config.ts";
@@ -722,7 +722,12 @@ describe("the payment's object", () => {
     const payment = await createPayment({ amount: 203, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
-    await wrapStore(stub, () => ({ loadFrom: async () => [], append: async (_s, expected) => ({ ok: false, currentVersion: expected + 1 }) }));
+    // Another writer always one ahead: each read shows the version the conflict reported (an event the object does
+    // not know, skipped), and the next append finds the version after it taken.
+    await wrapStore(stub, () => ({
+      loadFrom: async (s, from) => [eventDocument(s, from, "SomeoneElsesEvent", {}, crypto.randomUUID(), { correlationId: null, causationId: null })],
+      append: async (_s, expected) => ({ ok: false, currentVersion: expected + 1 }),
+    }));
     const res = await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } });
     expect(res).toMatchObject({ status: 409, body: { code: "version_conflict" } });
     await evictDurableObject(stub);

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
+import type { Writable } from "node:stream";
 import { CosmosClient } from "@azure/cosmos";
 import { provision } from "../src/cosmos/provision.ts";
 import { EMULATOR_KEY, startCosmosEmulator, type CosmosEmulator } from "./cosmos/server.ts";
@@ -223,7 +224,21 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const killOnExit = () => {
     for (const pid of groups) signalGroup(pid, "SIGKILL");
     rmSync(envFile, { force: true });
+    watchdog.kill("SIGKILL");
   };
+  // Nor one killed outright (SIGKILL, a cancelled CI job), which runs no exit handler: a watchdog outside wrangler's
+  // groups is told the groups still running (a line each time they change) through a pipe only this process holds;
+  // however this process ends, the pipe closes, and the watchdog ends those groups and removes the secrets' file.
+  // stop() ends the watchdog.
+  const watchdog = spawn("/bin/sh", ["-c", 'while read -r line; do gs=$line; done <&3; rm -f "$1"; for g in $gs; do kill -KILL -"$g" 2>/dev/null; done', "sh", envFile], {
+    detached: true,
+    stdio: ["ignore", "ignore", "ignore", "pipe"],
+  });
+  const watched = watchdog.stdio[3] as Writable & { unref(): void };
+  watchdog.unref();
+  watched.unref();
+  watched.on("error", () => undefined); // a watchdog gone (killed by hand) only loses this guard
+  const watch = () => watched.write(`${[...groups].join(" ")}\n`);
   process.on("exit", killOnExit);
 
   async function stopAll() {
@@ -231,6 +246,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     for (const pid of groups) await stopGroup(pid, stopTimeoutMs);
     groups.clear();
     process.off("exit", killOnExit);
+    watchdog.kill("SIGKILL");
     rmSync(envFile, { force: true });
     log?.end();
     await simulator?.close();
@@ -277,12 +293,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     // Detached: each wrangler command and its children (workerd) form their own process group, stopped as a whole.
     const wrangler = (args: string[]) => {
       const common = ["--persist-to", resolve(root, opts.persistTo ?? ".wrangler/state"), ...(opts.wranglerEnv ? ["--env", opts.wranglerEnv] : [])];
-      // Through a shell that leaves a watchdog in the group, then becomes wrangler: this process killed outright (SIGKILL,
-      // a cancelled CI job) runs no exit handler, so the watchdog then removes the secrets' file and ends the group
-      // itself. Stopping the group ends it too.
-      const watchdog = `p=$1; f=$2; shift 2; (while kill -0 "$p" 2>/dev/null; do sleep 1; done; rm -f "$f"; kill -KILL 0) </dev/null >/dev/null 2>&1 & exec "$@"`;
-      const command = [process.execPath, resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args, ...common];
-      const started = spawn("sh", ["-c", watchdog, "sh", String(process.pid), envFile, ...command], {
+      const started = spawn(process.execPath, [resolve(root, "node_modules/wrangler/bin/wrangler.js"), ...args, ...common], {
         cwd: root,
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
@@ -302,7 +313,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           recent = (recent + chunk.toString()).slice(-8000);
           if (!opts.quiet) terminal.write(chunk);
         });
-      if (started.pid) groups.add(started.pid);
+      if (started.pid) groups.add(started.pid), watch();
       let exited: string | undefined;
       started.on("exit", (code, signal) => (exited = `exited (${signal ?? `code ${code}`})`));
       started.on("error", (e) => (exited = `failed to start: ${e.message}`));
@@ -315,7 +326,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const migrated = migrations.exited() ?? `did not finish within ${startTimeoutMs} ms`;
     if (migrated !== "exited (code 0)") throw new Error(`wrangler d1 migrations apply ${migrated}; last lines of ${logFile}:\n${tail()}`);
     await stopGroup(migrations.pid, stopTimeoutMs);
-    groups.delete(migrations.pid);
+    groups.delete(migrations.pid), watch();
 
     const apiUrl = `http://${host}:${apiPort}`;
     /** Starts `wrangler dev` and waits until it answers GET /health with 200. */
@@ -368,7 +379,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       /** Restarts only the Worker runtime, on the same state and ports, with these vars changed. */
       async restartWorker(vars: Record<string, string | undefined> = {}) {
         await stopGroup(dev.pid, stopTimeoutMs);
-        groups.delete(dev.pid);
+        groups.delete(dev.pid), watch();
         for (const [name, value] of Object.entries(vars)) {
           if (value === undefined) delete workerVars[name];
           else workerVars[name] = value;

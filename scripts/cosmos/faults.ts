@@ -17,6 +17,8 @@ export type FaultRule = {
   retryAfterMs: number;
   /** stale: how many of the partition's newest documents a query does not see (as a replica behind would). */
   documents: number;
+  /** Only requests naming this partition key (its value) match; any request without it. */
+  partition: string | undefined;
   seed: number;
   fired: number;
 };
@@ -24,6 +26,11 @@ export type FaultRule = {
 export type FaultDecision = { delayMs: number; error: FaultRule | undefined; staleDocuments: number };
 
 export class InvalidRule extends Error {}
+
+function partitionOf(v: unknown) {
+  if (v !== undefined && (typeof v !== "string" || v === "")) throw new InvalidRule("partition must be a partition key's value");
+  return v;
+}
 
 const zero = () => Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
 
@@ -65,6 +72,7 @@ export class Faults {
       delayMs: num("delayMs", (n) => n >= 0) ?? 100,
       retryAfterMs: num("retryAfterMs", (n) => n >= 0) ?? 50,
       documents: num("documents", (n) => Number.isInteger(n) && n > 0) ?? 1,
+      partition: partitionOf(o.partition),
       seed: num("seed", Number.isInteger) ?? 1,
       fired: 0,
     };
@@ -90,6 +98,7 @@ export class Faults {
     const decision: FaultDecision = { delayMs: 0, error: undefined, staleDocuments: 0 };
     for (const { rule, next } of this.rules) {
       if (rule.kind !== "any" && rule.kind !== kind) continue;
+      if (rule.partition !== undefined && rule.partition !== partition) continue;
       if (rule.count !== undefined && rule.fired >= rule.count) continue;
       if (rule.mode !== "delay" && decision.error) continue;
       if (rule.fraction !== undefined && next() >= rule.fraction) continue;

@@ -859,14 +859,18 @@ export class PaymentObject extends DurableObject<Env> {
    * The stream from `from` (at most `count` events), read through version `through` at least. Reads carry no session
    * token, so on Cosmos one may come from a replica behind the latest commits: a read that stops short of a version
    * known committed is read once more, then answered 503, never served as the whole stream (a history that looks
-   * complete, a past state that is not the one asked for, a conflict retried against the same stale state).
+   * complete, a past state that is not the one asked for, a conflict retried against the same stale state). Unless
+   * the stream's version as appends see it is short too: Cosmos lost those events (its container restored under the
+   * object), and what it holds is the truth (the next command reloads the object).
    */
   private async readThrough(paymentId: string, from: number, count: number | undefined, through: number) {
+    const streamId = streamIdOf(paymentId);
     for (let attempt = 0; ; attempt++) {
-      const docs = await this.svc.store.loadFrom(streamIdOf(paymentId), from, count);
+      const docs = await this.svc.store.loadFrom(streamId, from, count);
       const read = docs.at(-1)?.stream.version ?? from - 1;
       if (read >= through) return docs;
       log("warn", "Cosmos's read is behind a version known committed (a replica behind)", { paymentId, from, through, read, attempt });
+      if (attempt >= 1 && (await this.svc.store.version(streamId)) < through) return docs;
       if (attempt >= 1) throw new EventStoreError("unavailable", "Cosmos DB's read is behind its latest commits");
     }
   }

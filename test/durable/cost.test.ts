@@ -24,6 +24,7 @@ describe("the cost of a payment in Cosmos requests", () => {
     // Once no step is on its way: whatever the lifecycle asks of Cosmos after its completion is counted too.
     await allDelivered(env.PAYMENTS.getByName(payment.id), payment.id, 4);
     expect(await emulator.counters(payment.id)).toMatchObject({ sproc: 4, ...quiet });
+    expect(await emulator.counters()).toMatchObject({ changefeed: 0 }); // it names no partition: counted only in all
   });
 
   it("is one request for a command on a warm payment with 1,000 refund events, written elsewhere, first loaded from Cosmos, then after eviction from its copy and one query", async () => {

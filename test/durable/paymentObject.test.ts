@@ -186,6 +186,17 @@ describe("the payment's object", () => {
     expect(await copyVersions(stub)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it("serves what Cosmos holds when it is behind the warm object (a container restored under it): a history or a past state is not refused", async () => {
+    const id = await writtenElsewhere(208);
+    const stub = env.PAYMENTS.getByName(id);
+    expect((await api(`/api/payments/${id}`)).body.version).toBe(4);
+    await behindItsBack(stub, (instance) => void ((instance as unknown as { version: number }).version = 5)); // a version 5 Cosmos lost
+    const history = await api(`/api/payments/${id}/events`);
+    expect(history.status).toBe(200);
+    expect(history.body.events.map((e: Json) => e.stream.version)).toEqual([1, 2, 3, 4]);
+    expect(await api(`/api/payments/${id}?asOf=${encodeURIComponent(new Date().toISOString())}`)).toMatchObject({ status: 200, body: { version: 4 } });
+  });
+
   it("runs no provider step on a state that an append of unknown outcome may have changed: a cancel that committed but answered 503 is found first", async () => {
     // The create's message waits in the queue (here: it is not sent), so the cancel finds no provider payment; the
     // object's own recovery alarm is kept from reading Cosmos first, so that only the delivery can find the cancel.
@@ -562,8 +573,8 @@ describe("the payment's object", () => {
       await emulator.quiet();
       return payment;
     }
-    const stale = async <T>(count: number, run: () => Promise<T>) => {
-      await emulator.fault({ kind: "query", mode: "stale", documents: 1, count });
+    const stale = async <T>(id: string, count: number, run: () => Promise<T>) => {
+      await emulator.fault({ kind: "query", mode: "stale", documents: 1, count, partition: `pay:${id}` });
       try {
         return await run();
       } finally {
@@ -573,11 +584,11 @@ describe("the payment's object", () => {
 
     it("reads a history or a past state again rather than serve one short of what it knows committed, and answers 503 if it stays short", async () => {
       const payment = await completed(61);
-      const history = await stale(1, () => api(`/api/payments/${payment.id}/events`));
+      const history = await stale(payment.id, 1, () => api(`/api/payments/${payment.id}/events`));
       expect(history).toMatchObject({ status: 200, body: { nextFromVersion: null } });
       expect(history.body.events.map((e: Json) => e.stream.version)).toEqual([1, 2, 3, 4]);
-      expect(await stale(1, () => api(`/api/payments/${payment.id}?atVersion=4`))).toMatchObject({ status: 200, body: { version: 4, status: "completed" } });
-      const short = await stale(2, () => api(`/api/payments/${payment.id}/events?fromVersion=3`));
+      expect(await stale(payment.id, 1, () => api(`/api/payments/${payment.id}?atVersion=4`))).toMatchObject({ status: 200, body: { version: 4, status: "completed" } });
+      const short = await stale(payment.id, 2, () => api(`/api/payments/${payment.id}/events?fromVersion=3`));
       expect(short).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
       expect(short.headers.get("retry-after")).toBe("1");
     });
@@ -588,9 +599,10 @@ describe("the payment's object", () => {
       const behind = encode(s, 5, { type: "RefundRequested", data: { RefundId: "r-stale", Amount: 1, Timestamp: new Date().toISOString() } }, { eventId: crypto.randomUUID(), correlationId: null, causationId: null });
       expect(await store().append(s, 4, [behind])).toEqual({ ok: true, version: 5 });
       await emulator.resetCounters();
-      const refund = await stale(10, () => api(`/api/payments/${payment.id}/refunds`, { body: { amount: 2 } }));
+      const refund = await stale(payment.id, 10, () => api(`/api/payments/${payment.id}/refunds`, { body: { amount: 2 } }));
       expect(refund).toMatchObject({ status: 503, body: { code: "store_unavailable" } });
-      expect(await emulator.counters(payment.id)).toMatchObject({ sproc: 1, query: 2 });
+      // One append, two reads of the tail, and the version as appends see it (ahead of both reads: not a restore).
+      expect(await emulator.counters(payment.id)).toMatchObject({ sproc: 2, query: 2 });
       // Once reads catch up, the same request goes through.
       expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 2 } })).status).toBe(202);
     });

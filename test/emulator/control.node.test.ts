@@ -132,7 +132,8 @@ describe.skipIf(realAccount)("the emulator", () => {
     it("answers queries of a partition as a replica behind would (stale): without its newest documents, for the next count", async () => {
       for (const n of [1, 2, 3]) await container.items.create({ id: `s${n}`, pk: "stale", n });
       const ids = async () => (await container.items.query<{ id: string }>("SELECT c.id FROM c ORDER BY c.n", { partitionKey: "stale" }).fetchAll()).resources.map((d) => d.id);
-      expect((await control(emulator, "POST", "faults", { kind: "query", mode: "stale", documents: 2, count: 1 })).status).toBe(201);
+      expect((await control(emulator, "POST", "faults", { kind: "query", mode: "stale", documents: 2, count: 1, partition: "stale" })).status).toBe(201);
+      await container.items.query("SELECT * FROM c", { partitionKey: "another" }).fetchAll(); // another partition's query does not spend it
       expect(await ids()).toEqual(["s1"]);
       expect(await ids()).toEqual(["s1", "s2", "s3"]);
       expect((await control(emulator, "POST", "faults", { kind: "sproc", mode: "stale" })).status).toBe(400);

@@ -25,11 +25,11 @@ import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
 import { encode, replay } from "../cosmos/codec.ts";
 import { decide, type Command } from "../payment/decide.ts";
-import { eventIdFor, streamIdOf } from "../payment/events.ts";
+import { eventIdFor, streamIdOf, type PaymentEvent, type Recorded } from "../payment/events.ts";
 import { appendsNothing, nextStep, refundSteps, stepFor, type StepToRun } from "../payment/lifecycle.ts";
 import { toMajor, toMinor } from "../payment/money.ts";
 import { paymentResource, paymentSummary, refundResource, type PaymentResource, type RefundResource } from "../payment/resource.ts";
-import { initialState, type Payment, type State } from "../payment/state.ts";
+import { evolve, initialState, type Payment, type State } from "../payment/state.ts";
 import { notificationBody, provider } from "../provider/client.ts";
 import { currentLagMs } from "../queue/health.ts";
 import { batches, dueIn, eventMessage, type EventMessage } from "../queue/message.ts";
@@ -515,7 +515,7 @@ export class PaymentObject extends DurableObject<Env> {
       }
       await this.crash("after-append", docs.at(-1)!.stream.version);
       if (result.ok) {
-        this.applied(docs);
+        this.applied(docs, decision.events);
         const publish = async () => {
           await this.published(docs, { pending_since: null });
           await this.scheduleAlarm();
@@ -901,8 +901,16 @@ export class PaymentObject extends DurableObject<Env> {
     return since == null ? 0 : Math.max(0, since + this.svc.config.RELAY_SETTLE_MS - Date.now());
   }
 
-  /** The aggregate in memory moves on by these events. */
-  private fold(docs: EventDocument[]) {
+  /**
+   * The aggregate in memory moves on by these events. `decided`: the events of these documents as the decider made
+   * them (an append's own), which need no reading back.
+   */
+  private fold(docs: EventDocument[], decided?: PaymentEvent[]) {
+    if (decided) {
+      decided.forEach((e, i) => (this.state = evolve(this.state, { ...e, eventId: eventIdOf(docs[i]!), version: docs[i]!.stream.version } as Recorded)));
+      this.version = docs.at(-1)?.stream.version ?? this.version;
+      return;
+    }
     const replayed = replay(docs, { state: this.state, version: this.version });
     this.state = replayed.state;
     this.version = replayed.version;
@@ -937,8 +945,8 @@ export class PaymentObject extends DurableObject<Env> {
   }
 
   /** Events known committed: the aggregate moves on, and live sockets hear of them. */
-  private applied(docs: EventDocument[]) {
-    this.fold(docs);
+  private applied(docs: EventDocument[], decided?: PaymentEvent[]) {
+    this.fold(docs, decided);
     const sockets = this.ctx.getWebSockets().filter((ws) => this.open(ws));
     if (sockets.length === 0) return;
     const payment = this.resource();

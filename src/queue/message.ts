@@ -67,6 +67,7 @@ const utf8 = new TextEncoder();
  * bytes of the queue's own (kept under, at 250,000). Locally the limit is looser (288 KB), so it is kept here.
  */
 export function batches<T extends { body: unknown }>(messages: T[], maxCount = 100, maxBytes = 250_000): T[][] {
+  if (messages.length <= 1) return messages.length === 0 ? [] : [messages]; // most relays: one event, which no split helps
   const out: T[][] = [];
   let current: T[] = [];
   let bytes = 0;

@@ -160,12 +160,15 @@ export class PaymentObject extends DurableObject<Env> {
   private write(query: string, ...params: SqlStorageValue[]) {
     if (!this.deferring) return void this.sql.exec(query, ...params);
     this.behindWrites.push(() => this.ctx.storage.sql.exec(query, ...params));
-    this.behindTimer ??= setTimeout(() => this.flushBehind(), this.svc.config.WRITE_BEHIND_MS);
+    // Set before the write was queued, so it fires within WRITE_BEHIND_MS of it. A flush before it leaves it pending
+    // (firing with nothing queued does nothing): clearing it and setting another at every step cost more than the step.
+    this.behindTimer ??= setTimeout(() => {
+      this.behindTimer = undefined;
+      this.flushBehind();
+    }, this.svc.config.WRITE_BEHIND_MS);
   }
 
   private flushBehind() {
-    clearTimeout(this.behindTimer);
-    this.behindTimer = undefined;
     // One at a time, removed once run: a write that throws stays queued, with those after it, rather than being lost.
     while (this.behindWrites.length > 0) {
       this.behindWrites[0]!();

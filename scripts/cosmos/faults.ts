@@ -27,7 +27,7 @@ export type FaultDecision = { delayMs: number; error: FaultRule | undefined; sta
 
 export class InvalidRule extends Error {}
 
-function partitionOf(v: unknown) {
+function partitionRule(v: unknown) {
   if (v !== undefined && (typeof v !== "string" || v === "")) throw new InvalidRule("partition must be a partition key's value");
   return v;
 }
@@ -72,7 +72,7 @@ export class Faults {
       delayMs: num("delayMs", (n) => n >= 0) ?? 100,
       retryAfterMs: num("retryAfterMs", (n) => n >= 0) ?? 50,
       documents: num("documents", (n) => Number.isInteger(n) && n > 0) ?? 1,
-      partition: partitionOf(o.partition),
+      partition: partitionRule(o.partition),
       seed: num("seed", Number.isInteger) ?? 1,
       fired: 0,
     };

@@ -1,5 +1,6 @@
 // The event-store port: streams of stored event documents, appended with optimistic concurrency.
 import { uuidFrom } from "./ids.ts";
+import { log } from "./log.ts";
 
 /** An event document in the shape Regis Pay stores, plus our additions (`eventId`, `metadata`). STORED FORMAT. */
 export type EventDocument = {
@@ -54,6 +55,24 @@ export class EventStoreError extends Error {
     super(message);
     this.kind = kind;
     this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
+ * The stream from `from` (at most `count` events), read through version `through` at least. A read may come from a
+ * replica behind the latest commits (on Cosmos, reads carry no session token): one that stops short of a version known
+ * committed is read once more, then refused (unavailable: 503), never served as the whole stream. Unless the stream's
+ * version as appends see it is short too: the events are gone (a container restored), and what is held is the truth.
+ */
+export async function readThrough(store: EventStore, streamId: string, from: number, count: number | undefined, through: number) {
+  for (let attempt = 0; ; attempt++) {
+    const docs = await store.loadFrom(streamId, from, count);
+    const read = docs.at(-1)?.stream.version ?? from - 1;
+    if (read >= through) return docs;
+    log("warn", "a read is behind a version known committed (a replica behind)", { streamId, from, through, read, attempt });
+    if (attempt === 0) continue;
+    if ((await store.version(streamId)) < through) return docs;
+    throw new EventStoreError("unavailable", `Cosmos DB's read of ${streamId} is behind its commits`);
   }
 }
 

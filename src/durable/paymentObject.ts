@@ -19,7 +19,7 @@
 // Cosmos holds. A cold object replays it and loads from Cosmos only what lies beyond it (one query, from the copy's
 // last event, which also checks that Cosmos still holds it); redelivery and re-drive send from it.
 import { DurableObject } from "cloudflare:workers";
-import { EventStoreError, eventIdOf, refused, type EventDocument } from "../core/eventStore.ts";
+import { EventStoreError, eventIdOf, readThrough, refused, type EventDocument } from "../core/eventStore.ts";
 import { faultFires } from "../core/faults.ts";
 import { uuidFrom } from "../core/ids.ts";
 import { log } from "../core/log.ts";
@@ -225,7 +225,7 @@ export class PaymentObject extends DurableObject<Env> {
     if (!owned.ok) return owned;
     if (at.atVersion === undefined && at.asOf === undefined) return { ok: true, status: 200, body: this.resource() };
     if (at.atVersion !== undefined && at.atVersion > this.version) return failure("version_not_found", `the payment has ${this.version} versions`);
-    const docs = await this.readThrough(paymentId, 1, at.atVersion, at.atVersion ?? this.version);
+    const docs = await readThrough(this.svc.store, streamIdOf(paymentId), 1, at.atVersion, at.atVersion ?? this.version);
     // The stream up to its first event not known to be at or before the time: clocks of several writers may disagree,
     // and skipping an event while keeping later ones would show a state the payment never had.
     const asOf = at.asOf === undefined ? null : instant(at.asOf);
@@ -238,7 +238,7 @@ export class PaymentObject extends DurableObject<Env> {
   async history(caller: Caller, paymentId: string, fromVersion: number, limit: number): Promise<Reply<{ events: EventDocument[]; nextFromVersion: number | null }>> {
     const owned = await this.owned(caller, paymentId);
     if (!owned.ok) return owned;
-    const docs = await this.readThrough(paymentId, fromVersion, limit + 1, Math.min(fromVersion + limit, this.version));
+    const docs = await readThrough(this.svc.store, streamIdOf(paymentId), fromVersion, limit + 1, Math.min(fromVersion + limit, this.version));
     const more = docs.length > limit;
     const events = docs.slice(0, limit);
     return { ok: true, status: 200, body: { events, nextFromVersion: more ? (events.at(-1)?.stream.version ?? 0) + 1 : null } };
@@ -852,30 +852,10 @@ export class PaymentObject extends DurableObject<Env> {
    * conflict, through the version Cosmos reported (see `readThrough`).
    */
   private async syncTail(through = 0) {
-    const tail = await this.readThrough(this.paymentId(), this.version + 1, undefined, through);
+    const tail = await readThrough(this.svc.store, streamIdOf(this.paymentId()), this.version + 1, undefined, through);
     if (tail.length === 0) return;
     await this.committed(tail);
     this.settled();
-  }
-
-  /**
-   * The stream from `from` (at most `count` events), read through version `through` at least. Reads carry no session
-   * token, so on Cosmos one may come from a replica behind the latest commits: a read that stops short of a version
-   * known committed is read once more, then answered 503, never served as the whole stream (a history that looks
-   * complete, a past state that is not the one asked for, a conflict retried against the same stale state). Unless
-   * the stream's version as appends see it is short too: Cosmos lost those events (its container restored under the
-   * object), and what it holds is the truth (the next command reloads the object).
-   */
-  private async readThrough(paymentId: string, from: number, count: number | undefined, through: number) {
-    const streamId = streamIdOf(paymentId);
-    for (let attempt = 0; ; attempt++) {
-      const docs = await this.svc.store.loadFrom(streamId, from, count);
-      const read = docs.at(-1)?.stream.version ?? from - 1;
-      if (read >= through) return docs;
-      log("warn", "Cosmos's read is behind a version known committed (a replica behind)", { paymentId, from, through, read, attempt });
-      if (attempt >= 1 && (await this.svc.store.version(streamId)) < through) return docs;
-      if (attempt >= 1) throw new EventStoreError("unavailable", "Cosmos DB's read is behind its latest commits");
-    }
   }
 
   /**

@@ -1,7 +1,7 @@
 // The payments list: a read model in D1, kept from the relayed events and rebuildable from Cosmos's change feed.
 // Rows only move forward (an upsert wins only with a higher version), so redelivered, late or reordered
 // messages cannot double-count or roll a payment back: each event's effect is applied at most once.
-import { EventStoreError, type EventDocument, type EventStore } from "../core/eventStore.ts";
+import { readThrough, type EventStore } from "../core/eventStore.ts";
 import { replay } from "../cosmos/codec.ts";
 import { paymentSummary, type PaymentSummary } from "../payment/resource.ts";
 import type { Status } from "../payment/state.ts";
@@ -123,14 +123,9 @@ export async function rebuildPage(db: D1Database, store: EventStore, continuatio
   const page = await store.changedStreams(feed ?? null, 100);
   let payments = 0;
   for (const streamId of page.streamIds) {
-    // A rebuild may lower a row, so it replays only a read that shows the stream's version as appends see it (asked
-    // first): a read may come from a replica behind the latest commit. Such a replica catches up in moments.
-    const committed = await store.version(streamId);
-    const behind = (docs: EventDocument[]) => (docs.at(-1)?.stream.version ?? 0) < committed;
-    let docs = await store.load(streamId);
-    if (behind(docs)) docs = await store.load(streamId);
-    if (behind(docs)) throw new EventStoreError("unavailable", `Cosmos DB's read of ${streamId} is behind its commits; run this page again`);
-    const { state, version } = replay(docs);
+    // A rebuild may lower a row, so it replays only a read that reaches the stream's version as appends see it (asked
+    // first): a read may come from a replica behind the latest commit, which catches up in moments (see readThrough).
+    const { state, version } = replay(await readThrough(store, streamId, 1, undefined, await store.version(streamId)));
     if (state.status === "none") continue;
     await projection(db, paymentSummary(state, version, state.merchantId ?? legacyMerchantId), rebuiltSince).run();
     payments++;

@@ -118,7 +118,7 @@ describe("the payment's object", () => {
     expect(await copyVersions(stub)).toEqual([1, 2, 3, 4]);
     // The next command appends version 5 for real, and it is relayed and delivered.
     expect((await api(`/api/payments/${payment.id}/refunds`, { body: { amount: 1 } })).status).toBe(202);
-    await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    await allDelivered(stub, payment.id, 6);
     expect((await store().load(`pay:${payment.id}`)).map((d) => d.eventType).slice(4)).toEqual(["RefundRequested", "RefundSucceeded"]);
   });
 
@@ -182,7 +182,7 @@ describe("the payment's object", () => {
     expect((await api(`/api/payments/${id}/refunds`, { body: { amount: 2 } })).status).toBe(202);
     expect((await store().load(`pay:${id}`)).map((d) => [d.stream.version, d.eventType])).toContainEqual([5, "RefundRequested"]);
     expect((await store().load(`pay:${id}`))[4]!.eventData).toMatchObject({ Amount: 2 });
-    await vi.waitFor(async () => expect(await stub.relayStatus(id)).toMatchObject({ body: { relayedVersion: 6, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    await allDelivered(stub, id, 6);
     expect(await copyVersions(stub)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
@@ -528,7 +528,7 @@ describe("the payment's object", () => {
     const stub = env.PAYMENTS.getByName(payment.id);
     // Every delivery confirmed first: one still on its way would fail while Cosmos does, and rightly keep an alarm for
     // its redelivery after the check succeeds (seen on a loaded machine).
-    await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 4, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    await allDelivered(stub, payment.id, 4);
     const stateOf = () =>
       runInDurableObject(stub, async (_: PaymentObject, state) => ({
         alarm: await state.storage.getAlarm(),
@@ -706,7 +706,7 @@ describe("the payment's object", () => {
     const payment = await createPayment({ amount: 208, currency: "GBP" });
     await waitForPayment(payment.id, (p) => p.status === "completed");
     const stub = env.PAYMENTS.getByName(payment.id);
-    await vi.waitFor(async () => expect(await stub.relayStatus(payment.id)).toMatchObject({ body: { relayedVersion: 4, undelivered: [] } }), { timeout: 10_000, interval: 50 });
+    await allDelivered(stub, payment.id, 4);
     await behindItsBack(stub, (o, state) => {
       state.storage.sql.exec("DELETE FROM deliveries WHERE version = 4");
     });

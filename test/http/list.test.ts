@@ -108,7 +108,7 @@ describe("the payments list", () => {
     await waitListed([payment.id], (r) => r.refundedAmount === 1);
     const listedVersion = (await listed("?limit=100")).data.find((r) => r.id === payment.id)!.version;
     // ...and a later page of the rebuild whose read of this stream came before the refund.
-    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), version: async () => docs.length, load: async () => docs } as unknown as EventStore;
+    const stale = { ...store(), changedStreams: async () => ({ streamIds: [`pay:${payment.id}`], continuation: null }), version: async () => docs.length, loadFrom: async () => docs } as unknown as EventStore;
     expect(await rebuildPage(env.READ_MODEL, stale, first.continuation, "dev")).toEqual({ payments: 1, continuation: null });
     expect((await listed("?limit=100")).data.find((r) => r.id === payment.id)).toMatchObject({ status: "completed", version: listedVersion, refundedAmount: 1 });
   });
@@ -123,7 +123,7 @@ describe("the payments list", () => {
     const replica = {
       changedStreams: async () => ({ streamIds: [streamId], continuation: "feed" }),
       version: (s: string) => real.version(s),
-      load: async (s: string) => ((docs) => (readsBehind-- > 0 ? docs.slice(0, 2) : docs))(await real.load(s)),
+      loadFrom: async (s: string, from: number, n?: number) => ((docs) => (readsBehind-- > 0 ? docs.slice(0, 2) : docs))(await real.loadFrom(s, from, n)),
     } as unknown as EventStore;
     const row = async () => (await listed("?limit=100")).data.find((r) => r.id === payment.id);
     // Read behind twice: the page fails (run it again), and the row stays as the consumer wrote it.
